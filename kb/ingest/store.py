@@ -1,0 +1,49 @@
+"""Replace a document's chunks in one transaction."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db import connection, transaction
+
+from kb.ingest.chunk import ChunkDraft
+from kb.language import search_config, search_text
+from kb.models import Chunk, Document
+
+
+@transaction.atomic
+def store_chunks(*, document: Document, drafts: list[ChunkDraft], embeddings: np.ndarray, languages: list[str]) -> int:
+    if not (len(drafts) == len(embeddings) == len(languages)):
+        raise ValueError("drafts, embeddings and languages must have the same length")
+    Chunk.objects.filter(document=document).delete()
+    chunks = Chunk.objects.bulk_create(
+        [
+            Chunk(
+                document=document,
+                knowledge_base_id=document.knowledge_base_id,
+                ordinal=draft.ordinal,
+                text=draft.text,
+                page=draft.page,
+                heading=draft.heading[:500],
+                language=language,
+                embedding=vector,
+            )
+            for draft, vector, language in zip(drafts, embeddings, languages, strict=True)
+        ],
+        batch_size=500,
+    )
+    # The full-text vector is built by Postgres in one statement, each chunk with its language's
+    # configuration; Chinese arrives pre-segmented by jieba for the `simple` configuration.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE kb_chunk SET search_vector = to_tsvector(src.config::regconfig, src.body)
+            FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS src(id, config, body)
+            WHERE kb_chunk.id = src.id
+            """,
+            [
+                [c.pk for c in chunks],
+                [search_config(c.language) for c in chunks],
+                [search_text(f"{c.heading}\n{c.text}", c.language) for c in chunks],
+            ],
+        )
+    return len(chunks)

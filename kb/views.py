@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from kb.forms import UploadForm
+from kb.models import Document
+from kb.selectors import documents_of, knowledge_base_for_user, knowledge_bases_for_user, passage_for_user
+from kb.services import DocumentRejected, document_create
+
+PASSAGE_CONTEXT = 6  # chunks shown before and after the cited one
+
+
+def _kb_or_404(request: HttpRequest, slug: str):  # type: ignore[no-untyped-def]
+    knowledge_base = knowledge_base_for_user(user=request.user, slug=slug)
+    if knowledge_base is None:
+        raise Http404("No such knowledge base")
+    return knowledge_base
+
+
+@login_required
+def kb_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "kb/list.html", {"knowledge_bases": knowledge_bases_for_user(user=request.user)})
+
+
+@login_required
+def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    knowledge_base = _kb_or_404(request, slug)
+    context = {**_documents_context(knowledge_base), "form": UploadForm()}
+    return render(request, "kb/detail.html", context)
+
+
+def _documents_context(knowledge_base):  # type: ignore[no-untyped-def]
+    documents = list(documents_of(knowledge_base=knowledge_base))
+    pending = {Document.Status.QUEUED, Document.Status.PROCESSING}
+    return {"kb": knowledge_base, "documents": documents, "polling": any(d.status in pending for d in documents)}
+
+
+@login_required
+def kb_documents(request: HttpRequest, slug: str) -> HttpResponse:
+    """The document table alone: htmx polls it while documents are being processed."""
+    knowledge_base = _kb_or_404(request, slug)
+    return render(request, "kb/_documents.html", _documents_context(knowledge_base))
+
+
+@login_required
+@require_POST
+def kb_upload(request: HttpRequest, slug: str) -> HttpResponse:
+    knowledge_base = _kb_or_404(request, slug)
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        for upload in form.cleaned_data["files"]:
+            try:
+                result = document_create(
+                    knowledge_base=knowledge_base, content=upload, filename=upload.name, uploaded_by=request.user
+                )
+            except DocumentRejected as exc:
+                messages.error(request, f"{upload.name}: {exc}")
+                continue
+            if result.created:
+                messages.success(request, f"{upload.name}: queued for processing.")
+            else:
+                messages.info(request, f"{upload.name}: already in this knowledge base.")
+    else:
+        messages.error(request, "Choose at least one file to upload.")
+    return redirect("kb:detail", slug=knowledge_base.slug)
+
+
+@login_required
+def passage(request: HttpRequest, document_id: int, chunk_id: int) -> HttpResponse:
+    found = passage_for_user(user=request.user, document_id=document_id, chunk_id=chunk_id)
+    if found is None:
+        raise Http404("No such passage")
+    document, chunks, cited = found
+    index = chunks.index(cited)
+    window = chunks[max(0, index - PASSAGE_CONTEXT) : index + PASSAGE_CONTEXT + 1]
+    return render(request, "kb/passage.html", {"document": document, "chunks": window, "cited": cited})
+
+
+@login_required
+def document_file(request: HttpRequest, document_id: int) -> FileResponse:
+    document = Document.objects.filter(
+        pk=document_id, knowledge_base__in=knowledge_bases_for_user(user=request.user)
+    ).first()
+    if document is None:
+        raise Http404("No such document")
+    # Served as an attachment unless it is a PDF, so an uploaded HTML file never runs in Docent's origin.
+    inline = document.content_type == "application/pdf"
+    response = FileResponse(
+        document.file.open("rb"),
+        as_attachment=not inline,
+        filename=document.original_name,
+        content_type=document.content_type or "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox"
+    return response

@@ -1,0 +1,215 @@
+// The chat page's socket: sends `ask`/`stop` frames and renders the streamed events.
+// All model and document text is inserted with textContent, never as HTML.
+(function () {
+  "use strict";
+  const root = document.getElementById("chat");
+  if (!root) return;
+  const messagesEl = document.getElementById("messages");
+  const form = document.getElementById("ask");
+  const input = document.getElementById("question");
+  const kbSelect = document.getElementById("kb");
+  const stopButton = document.getElementById("stop");
+  const sendButton = document.getElementById("send");
+  const statusEl = document.getElementById("status");
+  let conversation = root.dataset.conversation ? Number(root.dataset.conversation) : null;
+  let socket = null;
+  let current = null; // the answer being streamed
+  let pending = []; // frames to send once the socket opens
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // Text with [n] markers turned into links to the cited passage; unknown numbers stay plain text.
+  function renderAnswerText(target, text, sources) {
+    target.textContent = "";
+    const byNumber = new Map(sources.map((s) => [s.n, s]));
+    const marker = /[\[【［]\s*(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\s*[\]】］]/g;
+    let last = 0;
+    let match;
+    while ((match = marker.exec(text)) !== null) {
+      target.appendChild(document.createTextNode(text.slice(last, match.index)));
+      const numbers = match[1].split(/[,，、]/).map((n) => Number(n.trim())).filter((n) => byNumber.has(n));
+      for (const n of numbers) {
+        const a = el("a", "cite", "[" + n + "]");
+        a.href = byNumber.get(n).url;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        target.appendChild(a);
+      }
+      last = marker.lastIndex;
+    }
+    target.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function renderSources(container, sources, cited) {
+    container.textContent = "";
+    if (!sources.length) return;
+    const citedSet = new Set(cited || []);
+    const list = el("ol", "sources");
+    for (const s of sources) {
+      const li = el("li", citedSet.has(s.n) ? "source cited" : "source");
+      li.value = s.n;
+      const a = el("a", null, s.title + (s.page ? ", p. " + s.page : ""));
+      a.href = s.url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.dataset.docentSource = String(s.n);
+      li.appendChild(a);
+      if (s.heading) li.appendChild(el("span", "muted small", " · " + s.heading));
+      li.appendChild(el("div", "snippet", s.snippet));
+      list.appendChild(li);
+    }
+    container.appendChild(list);
+  }
+
+  function addUserMessage(text) {
+    const item = el("div", "message user");
+    item.appendChild(el("div", "text", text));
+    messagesEl.appendChild(item);
+  }
+
+  function addAnswer() {
+    const item = el("div", "message assistant");
+    const text = el("div", "text");
+    const meta = el("div", "meta muted small");
+    const sources = el("div", "source-list");
+    item.append(text, sources, meta);
+    messagesEl.appendChild(item);
+    return { item, text, meta, sources, raw: "", items: [] };
+  }
+
+  function finishAnswer(answer, citations, timings, flags) {
+    renderAnswerText(answer.text, answer.raw, answer.items);
+    renderSources(answer.sources, answer.items, citations);
+    const parts = [];
+    if (flags.stopped) parts.push("stopped");
+    if (flags.answered === false) parts.push("not found in the knowledge base");
+    if (timings && timings.ttft_ms !== undefined) {
+      parts.push("first token " + Math.round(timings.ttft_ms) + " ms");
+      if (timings.tokens_per_s) parts.push(timings.tokens_per_s + " tokens/s");
+    }
+    answer.meta.textContent = parts.join(" · ");
+    answer.item.dataset.done = "true";
+  }
+
+  function scrollDown() {
+    messagesEl.scrollTop = messagesEl.scrollHeight;
+  }
+
+  function setBusy(busy) {
+    sendButton.disabled = busy;
+    stopButton.hidden = !busy;
+  }
+
+  function handle(event) {
+    switch (event.type) {
+      case "queued":
+        statusEl.textContent = "Waiting for the model: position " + event.position;
+        break;
+      case "sources":
+        statusEl.textContent = "";
+        if (current) {
+          current.items = event.items;
+          renderSources(current.sources, event.items, []);
+        }
+        break;
+      case "token":
+        if (current) {
+          current.raw += event.text;
+          current.text.textContent = current.raw;
+          scrollDown();
+        }
+        break;
+      case "done":
+        conversation = event.conversation;
+        root.dataset.conversation = String(conversation);
+        if (kbSelect) kbSelect.disabled = true;
+        if (window.history && window.location.pathname === "/") {
+          window.history.replaceState(null, "", "/c/" + conversation + "/");
+        }
+        if (current) finishAnswer(current, event.citations, event.timings, event);
+        current = null;
+        setBusy(false);
+        break;
+      case "error":
+        statusEl.textContent = "";
+        if (current) {
+          current.meta.textContent = "Error: " + event.message;
+          current.item.dataset.done = "true";
+          current = null;
+        } else {
+          messagesEl.appendChild(el("div", "message error", event.message));
+        }
+        setBusy(false);
+        break;
+    }
+  }
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + root.dataset.wsPath);
+    socket.onopen = () => {
+      statusEl.textContent = "";
+      for (const frame of pending.splice(0)) socket.send(frame);
+    };
+    socket.onmessage = (message) => {
+      try {
+        handle(JSON.parse(message.data));
+      } catch (error) {
+        console.error(error);
+      }
+    };
+    socket.onclose = () => {
+      statusEl.textContent = "Disconnected; reconnecting…";
+      if (current) {
+        current.meta.textContent = "Connection lost.";
+        current = null;
+        setBusy(false);
+      }
+      setTimeout(connect, 1500);
+    };
+  }
+
+  function send(frame) {
+    const data = JSON.stringify(frame);
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(data);
+    else pending.push(data);
+  }
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const question = input.value.trim();
+    if (!question || current || !kbSelect || !kbSelect.value) return;
+    addUserMessage(question);
+    current = addAnswer();
+    setBusy(true);
+    send({ type: "ask", question: question, kb: kbSelect.value, conversation: conversation });
+    input.value = "";
+    scrollDown();
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  stopButton.addEventListener("click", () => send({ type: "stop" }));
+
+  const history = JSON.parse(document.getElementById("history").textContent || "[]");
+  for (const m of history) {
+    if (m.role === "user") {
+      addUserMessage(m.text);
+    } else {
+      const answer = addAnswer();
+      answer.raw = m.text;
+      answer.items = m.sources || [];
+      finishAnswer(answer, m.citations, m.timings, m);
+    }
+  }
+  scrollDown();
+  connect();
+})();

@@ -1,0 +1,132 @@
+"""The /ws/chat/ protocol through Channels, on the real database, embedder and GGUF model."""
+
+import json
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from chat.models import Citation, Message
+from chat.routing import websocket_urlpatterns
+from kb.models import Document
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = "How do I do a factory reset of the Lumen K3 kettle?"
+
+
+async def connect(user):  # type: ignore[no-untyped-def]
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chat/")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def collect_answer(communicator):  # type: ignore[no-untyped-def]
+    events = []
+    while True:
+        event = await communicator.receive_json_from(timeout=120)
+        events.append(event)
+        if event["type"] in ("done", "error"):
+            return events
+
+
+async def test_question_streams_sources_tokens_done_and_cites_the_manual(manual_kb, user):
+    communicator = await connect(user)
+    await communicator.send_json_to({"type": "ask", "question": QUESTION, "kb": manual_kb.slug, "conversation": None})
+    events = await collect_answer(communicator)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and set(kinds[1:-1]) == {"token"}, kinds
+
+    sources = events[0]["items"]
+    manual = await Document.objects.aget(original_name="lumen-k3-manual.en.md")
+    assert sources[0]["document_id"] == manual.pk
+    assert (
+        "10 seconds" in sources[0]["snippet"]
+        or "10 seconds" in (await manual.chunks.aget(pk=sources[0]["chunk_id"])).text
+    )
+    assert set(sources[0]) >= {"n", "document_id", "title", "page", "heading", "chunk_id", "score", "snippet", "url"}
+    assert sources[0]["url"].endswith(f"/passage/{sources[0]['chunk_id']}/")
+
+    done = events[-1]
+    cited = {s["n"]: s for s in sources if s["n"] in done["citations"]}
+    assert cited, f"no citation for answer {''.join(e.get('text', '') for e in events)!r}"
+    assert any(s["document_id"] == manual.pk for s in cited.values())
+    assert set(done["timings"]) >= {
+        "retrieval_ms",
+        "ttft_ms",
+        "total_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens_per_s",
+    }
+    assert done["timings"]["completion_tokens"] == len(kinds) - 2
+
+    message = await Message.objects.aget(pk=done["message_id"])
+    assert message.text == "".join(e["text"] for e in events if e["type"] == "token").strip()
+    assert await Citation.objects.filter(message=message).acount() == len(done["citations"])
+
+    # a follow-up in the same conversation
+    await communicator.send_json_to(
+        {
+            "type": "ask",
+            "question": "What does error E4 mean?",
+            "kb": manual_kb.slug,
+            "conversation": done["conversation"],
+        }
+    )
+    follow_up = await collect_answer(communicator)
+    assert follow_up[-1]["type"] == "done" and follow_up[-1]["conversation"] == done["conversation"]
+    await communicator.disconnect()
+
+
+async def test_errors_are_frames_and_the_socket_keeps_answering(manual_kb, user):
+    communicator = await connect(user)
+    await communicator.send_to(text_data="{not json")
+    assert (await communicator.receive_json_from())["code"] == "bad_json"
+    await communicator.send_json_to({"type": "ask", "question": "Anything?", "kb": "no-such-kb", "conversation": None})
+    assert (await communicator.receive_json_from())["code"] == "unknown_kb"
+    await communicator.send_json_to({"type": "ask", "question": "   ", "kb": manual_kb.slug, "conversation": None})
+    assert (await communicator.receive_json_from())["code"] == "empty_question"
+    await communicator.send_json_to({"type": "ask", "question": "x" * 5000, "kb": manual_kb.slug, "conversation": None})
+    assert (await communicator.receive_json_from())["code"] == "question_too_long"
+    await communicator.send_to(text_data=json.dumps({"type": "ask", "question": "y" * 40000}))
+    assert (await communicator.receive_json_from())["code"] == "too_large"
+    await communicator.send_json_to({"type": "dance"})
+    assert (await communicator.receive_json_from())["code"] == "bad_request"
+    await communicator.send_json_to(["not", "an", "object"])
+    assert (await communicator.receive_json_from())["code"] == "bad_request"
+    await communicator.send_json_to({"type": "ask", "question": "Hi", "kb": manual_kb.slug, "conversation": 999999})
+    assert (await communicator.receive_json_from(timeout=30))["code"] == "unknown_conversation"
+
+    await communicator.send_json_to(
+        {"type": "ask", "question": "What does error E4 mean?", "kb": manual_kb.slug, "conversation": None}
+    )
+    events = await collect_answer(communicator)
+    assert events[-1]["type"] == "done", events[-1]
+    await communicator.disconnect()
+
+
+async def test_stop_keeps_the_partial_answer(manual_kb, user):
+    communicator = await connect(user)
+    await communicator.send_json_to({"type": "ask", "question": QUESTION, "kb": manual_kb.slug, "conversation": None})
+    assert (await communicator.receive_json_from(timeout=60))["type"] == "sources"
+    assert (await communicator.receive_json_from(timeout=60))["type"] == "token"
+    await communicator.send_json_to({"type": "stop"})
+    events = await collect_answer(communicator)
+    done = events[-1]
+    assert done["type"] == "done" and done["stopped"] is True
+    message = await Message.objects.aget(pk=done["message_id"])
+    assert message.stopped
+    assert done["timings"]["completion_tokens"] < 48
+    await communicator.disconnect()
+
+
+async def test_anonymous_socket_is_refused(manual_kb):
+    from django.contrib.auth.models import AnonymousUser
+
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chat/")
+    communicator.scope["user"] = AnonymousUser()
+    connected, code = await communicator.connect()
+    assert not connected and code == 4401

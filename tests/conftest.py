@@ -1,0 +1,98 @@
+"""Fixtures on the real stack: `make test` has started a throwaway Postgres and Redis (config.launcher)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from kb.ingest.pipeline import run_pipeline
+from kb.models import Document, KnowledgeBase
+from kb.services import document_create_from_path, knowledge_base_create
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEMO_DIR = BASE_DIR / "kb" / "demo"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    """Use the throwaway database as it is (the worker process connects to the same one)."""
+    with django_db_blocker.unblock():
+        call_command("migrate", verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def celery_worker() -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process on the test database and Redis."""
+    from config.celery import app
+
+    log = open(Path(os.environ.get("DOCENT_VAR_DIR", "/tmp")) / "worker.log", "wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "ingest,default",
+            "-c",
+            "1",
+            "-l",
+            "info",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=BASE_DIR,
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while not app.control.ping(timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the Celery worker did not start; see {log.name}")
+    yield process
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def wait_for_documents(ids: list[int], timeout: float = 180) -> list[Document]:
+    deadline = time.monotonic() + timeout
+    while True:
+        documents = list(Document.objects.filter(pk__in=ids).order_by("pk"))
+        if all(d.status in (Document.Status.READY, Document.Status.FAILED) for d in documents):
+            return documents
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"documents still processing after {timeout} s: {[(d.pk, d.status) for d in documents]}"
+            )
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def user(django_user_model):  # type: ignore[no-untyped-def]
+    return django_user_model.objects.create_user(username="reader", password="reader-password-1")
+
+
+@pytest.fixture
+def manual_kb(transactional_db) -> KnowledgeBase:  # type: ignore[no-untyped-def]
+    """A knowledge base with the kettle manual (Markdown) and an unrelated document, ingested in-process."""
+    knowledge_base = knowledge_base_create(slug="manuals", name="Manuals")
+    for path in (BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md", FIXTURES / "travel-policy.en.txt"):
+        document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
+        assert run_pipeline(document).status == Document.Status.READY
+    return knowledge_base
