@@ -14,6 +14,9 @@ SYSTEM_PROMPT = (
     "brackets, like [1]. If the sources do not contain the answer, say that you do not know."
 )
 
+# Small models continue the prompt's pattern after answering; these end the answer there.
+STOP_SEQUENCES = ["\nQuestion:", "\nSources:", "\nAnswer in "]
+
 _LANGUAGE_NAMES = {"en": "English", "fr": "French", "zh": "Chinese"}
 
 

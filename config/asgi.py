@@ -13,6 +13,23 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
+if os.environ.get("DOCENT_PRELOAD") == "1":
+    # `make run` sets this so the first question does not pay for loading the models.
+    import threading
+
+    def _preload() -> None:
+        from chat.llm import get_backend
+        from kb import embedder
+        from kb.ingest.nlp import ensure_spacy_model
+
+        embedder.embed_query("warm up")
+        backend = get_backend()
+        if hasattr(backend, "load"):
+            backend.load()
+        ensure_spacy_model()
+
+    threading.Thread(target=_preload, name="preload", daemon=True).start()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

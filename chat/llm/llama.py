@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from chat.llm.base import Generation, LLMError
+from chat.prompts import STOP_SEQUENCES
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,12 @@ class LlamaCppBackend:
         llama = self.load()
         with self._generate_lock:
             chunks = llama.create_chat_completion(
-                messages=messages, max_tokens=max_tokens, temperature=0.1, top_p=0.9, repeat_penalty=1.1, stream=True
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=0.0,  # greedy: answers from sources should not vary between runs
+                repeat_penalty=1.1,
+                stop=STOP_SEQUENCES,
+                stream=True,
             )
             try:
                 for chunk in chunks:

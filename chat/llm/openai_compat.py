@@ -10,6 +10,7 @@ import httpx
 from django.conf import settings
 
 from chat.llm.base import Generation, LLMError
+from chat.prompts import STOP_SEQUENCES
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class OpenAICompatibleBackend:
             "model": self.model,
             "messages": messages,
             "max_tokens": max_tokens,
-            "temperature": 0.1,
+            "temperature": 0.0,
+            "stop": STOP_SEQUENCES,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
