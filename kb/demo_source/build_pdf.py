@@ -1,7 +1,8 @@
 """One-off generator for the demo PDF lumen-k3-manual.en.pdf.
 
 This script is NOT part of the Docent application and is not run by it or by
-the tests (which do ingest the Markdown source as a quick English document). It turns the Markdown source lumen-k3-manual.en.md (next to this
+the tests (which ingest the Markdown source as a quick English document).
+It turns the Markdown source lumen-k3-manual.en.md (next to this
 file) into an A4 PDF with a real text layer. The resulting PDF is committed to
 the repository, so you only need to run this again after editing the Markdown.
 

@@ -1,0 +1,121 @@
+"""Retrieval quality on a question set pinned to file and page (the layout of shared/eval/maint-guide).
+
+Pure scoring functions plus `evaluate_retrieval`, which runs every question through `retrieval.search`
+(the path `ask` and the chat use) in each mode.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    lang: str
+    question: str
+    file: str | None
+    page: int | None
+    answer_phrases: list[str]
+    unanswerable: bool
+
+
+@dataclass(frozen=True)
+class Passage:
+    file: str
+    page: int | None
+    text: str
+
+
+@dataclass
+class Outcome:
+    question: Question
+    first_hit_rank: int | None  # 1-based rank of the first hit within the top 10
+    answered: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        raw = json.loads(line)
+        questions.append(
+            Question(
+                id=raw["id"],
+                lang=raw["lang"],
+                question=raw["question"],
+                file=raw.get("file"),
+                page=raw.get("page"),
+                answer_phrases=list(raw.get("answer_phrases") or []),
+                unanswerable=bool(raw.get("unanswerable")),
+            )
+        )
+    return questions
+
+
+def _normalise(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def is_hit(question: Question, passage: Passage) -> bool:
+    if question.unanswerable or passage.file != question.file:
+        return False
+    if question.page is not None and passage.page != question.page:
+        return False
+    text = _normalise(passage.text)
+    compact = _SPACES.sub("", passage.text) if question.lang == "zh" else ""
+    for phrase in question.answer_phrases:
+        if _normalise(phrase) in text:
+            return True
+        if compact and _SPACES.sub("", phrase) in compact:
+            return True
+    return False
+
+
+def first_hit_rank(question: Question, passages: Iterable[Passage], k: int = 10) -> int | None:
+    for rank, passage in enumerate(passages, start=1):
+        if rank > k:
+            break
+        if is_hit(question, passage):
+            return rank
+    return None
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+    """hit@1, hit@5 and MRR@10 over answerable questions, overall and per language."""
+
+    def metrics(rows: list[Outcome]) -> dict[str, float]:
+        if not rows:
+            return {"hit@1": 0.0, "hit@5": 0.0, "mrr@10": 0.0, "n": 0}
+        ranks = [o.first_hit_rank for o in rows]
+        return {
+            "hit@1": round(sum(1 for r in ranks if r == 1) / len(rows), 4),
+            "hit@5": round(sum(1 for r in ranks if r is not None and r <= 5) / len(rows), 4),
+            "mrr@10": round(sum(1 / r for r in ranks if r is not None) / len(rows), 4),
+            "n": len(rows),
+        }
+
+    answerable = [o for o in outcomes if not o.question.unanswerable]
+    by_lang: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in answerable:
+        by_lang[outcome.question.lang].append(outcome)
+    return {"overall": metrics(answerable), "by_lang": {lang: metrics(rows) for lang, rows in sorted(by_lang.items())}}
+
+
+def refusal(outcomes: list[Outcome]) -> dict[str, float]:
+    unanswerable = [o for o in outcomes if o.question.unanswerable]
+    answerable = [o for o in outcomes if not o.question.unanswerable]
+    return {
+        "unanswerable_refused": round(sum(not o.answered for o in unanswerable) / max(1, len(unanswerable)), 4),
+        "answerable_refused": round(sum(not o.answered for o in answerable) / max(1, len(answerable)), 4),
+    }

@@ -1,0 +1,139 @@
+"""manage.py eval_qa --dataset DIR --kb SLUG [--generate] [--json FILE]"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kb import retrieval
+from kb.evaluation import Outcome, Passage, Question, first_hit_rank, is_hit, load_questions, refusal, summarise
+from kb.models import Document, KnowledgeBase
+
+
+class Command(BaseCommand):
+    help = "Measure retrieval (and optionally answers) on a question set pinned to file and page."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dataset", required=True, metavar="DIR")
+        parser.add_argument("--kb", required=True, metavar="SLUG")
+        parser.add_argument("--modes", default=",".join(m.value for m in retrieval.Mode))
+        parser.add_argument("--generate", action="store_true", help="also generate answers and score their citations")
+        parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        dataset = Path(options["dataset"])
+        questions_path = dataset / "questions.jsonl"
+        if not questions_path.is_file() or not (dataset / "files").is_dir():
+            raise CommandError(f"{dataset} needs files/ and questions.jsonl")
+        questions = load_questions(questions_path)
+        knowledge_base = KnowledgeBase.objects.filter(slug=options["kb"]).first()
+        if knowledge_base is None or not knowledge_base.documents.exists():
+            self.stdout.write(f"ingesting {dataset / 'files'} into {options['kb']}")
+            try:
+                call_command("ingest", str(dataset / "files"), kb=options["kb"], create=True, stdout=self.stdout)
+            except SystemExit as exit_:
+                if exit_.code:
+                    self.stderr.write("some files failed to ingest; evaluating what was ingested")
+            knowledge_base = KnowledgeBase.objects.get(slug=options["kb"])
+        names = dict(Document.objects.filter(knowledge_base=knowledge_base).values_list("pk", "original_name"))
+
+        report: dict[str, Any] = {"modes": {}, "conditions": {"dataset": str(dataset), "kb": knowledge_base.slug}}
+        timings: dict[str, list[float]] = {}
+        outcomes_by_mode: dict[str, list[Outcome]] = {}
+        for mode in options["modes"].split(","):
+            outcomes, elapsed = self.run_mode(knowledge_base, questions, retrieval.Mode(mode), names)
+            outcomes_by_mode[mode] = outcomes
+            timings[mode] = elapsed
+            report["modes"][mode] = summarise(outcomes)
+        default_mode = retrieval.Mode.HYBRID.value if retrieval.Mode.HYBRID.value in outcomes_by_mode else mode
+        report["refusal"] = refusal(outcomes_by_mode[default_mode])
+        report["refusal"]["mode"] = default_mode
+        report["latency_ms"] = {m: {"p50": round(statistics.median(t), 1)} for m, t in timings.items()}
+        if options["generate"]:
+            report["generate"] = self.generate(knowledge_base, questions, names)
+        self.print_table(report)
+        if options["json"]:
+            Path(options["json"]).write_text(json.dumps(report, indent=2, ensure_ascii=False))
+
+    def run_mode(
+        self, knowledge_base: KnowledgeBase, questions: list[Question], mode: retrieval.Mode, names: dict[int, str]
+    ) -> tuple[list[Outcome], list[float]]:
+        outcomes, elapsed = [], []
+        for question in questions:
+            started = time.perf_counter()
+            result = retrieval.search(knowledge_base=knowledge_base, question=question.question, mode=mode, limit=10)
+            elapsed.append((time.perf_counter() - started) * 1000)
+            passages = [Passage(names.get(h.chunk.document_id, ""), h.chunk.page, h.chunk.text) for h in result.hits]
+            outcomes.append(Outcome(question, first_hit_rank(question, passages), answered=bool(result.hits)))
+        return outcomes, elapsed
+
+    def generate(
+        self, knowledge_base: KnowledgeBase, questions: list[Question], names: dict[int, str]
+    ) -> dict[str, Any]:
+        from chat.models import Chunk
+        from chat.services import answer
+
+        async def one(question: Question) -> dict[str, Any]:
+            started = time.perf_counter()
+            out: dict[str, Any] = {"sources": [], "citations": [], "answered": True}
+            async for event in answer(user=None, knowledge_base=knowledge_base, question=question.question):
+                if event["type"] == "sources":
+                    out["sources"] = event["items"]
+                elif event["type"] == "done":
+                    out.update(citations=event["citations"], answered=event["answered"], timings=event["timings"])
+            out["seconds"] = time.perf_counter() - started
+            return out
+
+        cited_hit, latencies, ttfts = 0, [], []
+        answerable = [q for q in questions if not q.unanswerable]
+        for question in answerable:
+            result = asyncio.run(one(question))
+            latencies.append(result["seconds"] * 1000)
+            ttfts.append(result["timings"]["ttft_ms"])
+            by_n = {s["n"]: s for s in result["sources"]}
+            texts = dict(Chunk.objects.filter(pk__in=[s["chunk_id"] for s in by_n.values()]).values_list("pk", "text"))
+            if any(
+                is_hit(
+                    question,
+                    Passage(names.get(by_n[n]["document_id"], ""), by_n[n]["page"], texts.get(by_n[n]["chunk_id"], "")),
+                )
+                for n in result["citations"]
+                if n in by_n
+            ):
+                cited_hit += 1
+        return {
+            "cited_source_is_hit": round(cited_hit / max(1, len(answerable)), 4),
+            "answer_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+            "ttft_ms_p50": round(statistics.median(ttfts), 1) if ttfts else None,
+            "n": len(answerable),
+        }
+
+    def print_table(self, report: dict[str, Any]) -> None:
+        langs = sorted({lang for m in report["modes"].values() for lang in m["by_lang"]})
+        header = f"{'mode':<10} {'metric':<8} {'all':>6} " + " ".join(f"{lang:>6}" for lang in langs)
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        for mode, figures in report["modes"].items():
+            for metric in ("hit@1", "hit@5", "mrr@10"):
+                row = f"{mode:<10} {metric:<8} {figures['overall'][metric]:>6.3f} "
+                row += " ".join(f"{figures['by_lang'].get(lang, {}).get(metric, 0):>6.3f}" for lang in langs)
+                self.stdout.write(row)
+        r = report["refusal"]
+        self.stdout.write(
+            f"refusal ({r['mode']}): unanswerable refused {r['unanswerable_refused']:.2f}, "
+            f"answerable wrongly refused {r['answerable_refused']:.2f}"
+        )
+        self.stdout.write("retrieval p50 ms: " + ", ".join(f"{m} {v['p50']}" for m, v in report["latency_ms"].items()))
+        if "generate" in report:
+            g = report["generate"]
+            self.stdout.write(
+                f"generate: cited source is a hit {g['cited_source_is_hit']:.2f}; answer p50 {g['answer_ms_p50']} ms, "
+                f"first token p50 {g['ttft_ms_p50']} ms (n={g['n']})"
+            )
