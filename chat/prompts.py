@@ -58,19 +58,8 @@ def build_messages(
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-# [1], [1, 2], [1][2], 【1】, ［1］ — the forms models write
+# [1], [1, 2], [1][2], 【1】, ［1］ — the forms models write; removed before an answer is split into sentences
 _MARKER = re.compile(r"[\[【［]\s*(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\s*[\]】］]")
-
-
-def cited_numbers(text: str, valid: set[int]) -> list[int]:
-    """Source numbers the text cites, in first-use order; numbers naming no given source are dropped."""
-    seen: list[int] = []
-    for match in _MARKER.finditer(text):
-        for part in re.split(r"[,，、]", match.group(1)):
-            n = int(part)
-            if n in valid and n not in seen:
-                seen.append(n)
-    return seen
 
 
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")

@@ -19,10 +19,11 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from chat.citations import attribute_by_similarity
+from chat.citations import Attribution, attribute
 from chat.llm import Generation, LLMError, get_backend
 from chat.models import Citation, Conversation, Message
-from chat.prompts import PromptSource, build_messages, cited_numbers
+from chat.prompts import PromptSource, build_messages
+from chat.streaming import CitationStream
 from kb import retrieval
 from kb.models import KnowledgeBase
 
@@ -141,7 +142,7 @@ def _save_answer(
     conversation: Conversation,
     text: str,
     sources: list[dict[str, Any]],
-    citations: list[int],
+    citations: list[Attribution],
     timings: dict[str, Any],
     answered: bool,
     stopped: bool,
@@ -158,7 +159,10 @@ def _save_answer(
             stopped=stopped,
         )
         Citation.objects.bulk_create(
-            [Citation(message=message, chunk_id=by_number[n]["chunk_id"], number=n) for n in citations]
+            [
+                Citation(message=message, chunk_id=by_number[c.number]["chunk_id"], number=c.number, quote=c.quote)
+                for c in citations
+            ]
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=message.created_at)
     return message
@@ -269,13 +273,20 @@ async def answer(
     pieces: list[str] = []
     first_token_at: float | None = None
     generation_started = time.perf_counter()
+    markers = CitationStream({s["n"] for s in sources})
     try:
         yield {"type": "sources", "items": sources}
         async for piece in generation.run(release=queue.release):
             if first_token_at is None:
                 first_token_at = time.perf_counter()
-            pieces.append(piece)
-            yield {"type": "token", "text": piece}
+            # Markers are normalised to [n] and unknown numbers dropped before the client sees them;
+            # a partial marker waits for its next piece.
+            if shown := markers.feed(piece):
+                pieces.append(shown)
+                yield {"type": "token", "text": shown}
+        if rest := markers.flush():
+            pieces.append(rest)
+            yield {"type": "token", "text": rest}
     except LLMError as exc:
         raise AnswerError("llm_error", str(exc)) from exc
     finally:
@@ -283,10 +294,10 @@ async def answer(
             queue.release()
     finished = time.perf_counter()
     text = "".join(pieces).strip()
-    valid = {s["n"] for s in sources}
-    citations = cited_numbers(text, valid)
+    citations = [Attribution(n, "") for n in markers.cited]
     if not citations and text:
-        citations = await sync_to_async(attribute_by_similarity)(text, {s["n"]: s["chunk_id"] for s in sources})
+        texts = {s["n"]: hit.chunk.text for s, hit in zip(sources, result.hits, strict=True) if hit.chunk}
+        citations = await sync_to_async(attribute, thread_sensitive=False)(text, texts)
     decode_s = finished - (first_token_at or finished)
     timings.update(
         ttft_ms=round(((first_token_at or finished) - started) * 1000, 1),
@@ -305,7 +316,7 @@ async def answer(
         answered=True,
         stopped=stop.is_set(),
     )
-    yield _done(message, conversation, citations, timings, answered=True)
+    yield _done(message, conversation, [c.number for c in citations], timings, answered=True)
 
 
 def _done(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
@@ -39,6 +40,7 @@ class Document(models.Model):
     size = models.BigIntegerField(default=0)
     content_type = models.CharField(max_length=100, blank=True)
     language = models.CharField(max_length=8, blank=True)
+    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0)  # percent
     error = models.TextField(blank=True)

@@ -1,15 +1,18 @@
-"""Search a knowledge base: dense (pgvector HNSW, cosine), full-text (tsvector) and their fusion.
+"""Search a knowledge base: dense (pgvector HNSW, cosine), full-text (BM25 over tsvector) and their fusion.
 
-Every search is scoped in SQL to one knowledge base. Dense search runs with pgvector's iterative
-index scan so that a small knowledge base inside a large table still gets its full top k.
+Every filter (knowledge base, language, documents, tags) is a WHERE clause of the search itself, never a
+pass over its results. Dense search runs with pgvector's iterative index scan so that a small knowledge
+base inside a large table still gets its full top k.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,6 +22,12 @@ from kb.language import detect_language, search_config, search_text
 from kb.models import Chunk, KnowledgeBase
 
 RRF_K = 60
+BM25_K1 = 1.2
+BM25_B = 0.75
+# Full-text candidates pre-ranked by ts_rank before exact BM25 scoring: bounds the work per query.
+BM25_POOL = 400
+# Query terms in more than this share of chunks do not select candidates (they still score).
+COMMON_TERM_SHARE = 0.25
 
 
 class Mode(StrEnum):
@@ -27,12 +36,37 @@ class Mode(StrEnum):
     HYBRID = "hybrid"
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where to search: always one knowledge base, optionally some documents, tags and one language."""
+
+    knowledge_base_id: int
+    document_ids: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+
+    def where(self, alias: str = "c") -> tuple[str, list[Any]]:
+        clauses = [f"{alias}.knowledge_base_id = %s"]
+        params: list[Any] = [self.knowledge_base_id]
+        if self.language:
+            clauses.append(f"{alias}.language = %s")
+            params.append(self.language)
+        if self.document_ids:
+            clauses.append(f"{alias}.document_id = ANY(%s)")
+            params.append(list(self.document_ids))
+        if self.tags:
+            clauses.append(f"{alias}.document_id IN (SELECT id FROM kb_document WHERE tags && %s::varchar[])")
+            params.append(list(self.tags))
+        return " AND ".join(clauses), params
+
+
 @dataclass
 class Hit:
     chunk_id: int
     score: float
     chunk: Chunk | None = None
     ranks: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,47 +75,117 @@ class SearchResult:
     mode: Mode
     language: str
     timings_ms: dict[str, float]
+    scoped_language: str | None = None
 
 
-def dense_search(*, knowledge_base_id: int, vector: Sequence[float], limit: int) -> list[Hit]:
+def dense_search(*, scope: Scope, vector: Sequence[float], limit: int) -> list[Hit]:
     """Cosine similarity through the HNSW index; score = 1 - cosine distance."""
     literal = "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+    where, params = scope.where()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.DOCENT_HNSW_EF_SEARCH, limit)])
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cursor.execute(
-            """
+            f"""
             WITH nearest AS MATERIALIZED (
-                SELECT id, embedding <=> %s::vector AS distance
-                FROM kb_chunk WHERE knowledge_base_id = %s
+                SELECT c.id, c.embedding <=> %s::vector AS distance
+                FROM kb_chunk c WHERE {where}
                 ORDER BY distance LIMIT %s
             )
             SELECT id, distance FROM nearest ORDER BY distance
             """,
-            [literal, knowledge_base_id, limit],
+            [literal, *params, limit],
         )
         rows = cursor.fetchall()
-    return [Hit(chunk_id=row[0], score=1.0 - float(row[1]), ranks={"dense": i + 1}) for i, row in enumerate(rows)]
+    return [
+        Hit(chunk_id=row[0], score=1.0 - float(row[1]), ranks={"dense": i + 1}, scores={"dense": 1.0 - float(row[1])})
+        for i, row in enumerate(rows)
+    ]
 
 
-def fulltext_search(*, knowledge_base_id: int, question: str, language: str, limit: int) -> list[Hit]:
-    """Any-word match (the question's words OR-ed), ranked by cover density."""
-    config = search_config(language)
+def _tsquery_any(lexemes: list[str]) -> str:
+    return " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
+
+
+def query_terms(*, scope: Scope, question: str, language: str) -> list[tuple[str, float]]:
+    """The question's lexemes with their BM25 inverse document frequency within the scope."""
+    where, params = scope.where()
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            WITH query AS (
-                SELECT NULLIF(replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | '), '')::tsquery AS q
-            )
-            SELECT id, ts_rank_cd(search_vector, query.q, 1) AS rank
-            FROM kb_chunk, query
-            WHERE knowledge_base_id = %s AND query.q IS NOT NULL AND search_vector @@ query.q
-            ORDER BY rank DESC, id LIMIT %s
+            "SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))",
+            [search_config(language), search_text(question, language)],
+        )
+        lexemes = [row[0] for row in cursor.fetchall()]
+        if not lexemes:
+            return []
+        cursor.execute(
+            f"""
+            SELECT (SELECT count(*) FROM kb_chunk c WHERE {where}),
+                   term.lexeme,
+                   (SELECT count(*) FROM kb_chunk c WHERE {where} AND c.search_vector @@ term.lexeme::tsquery)
+            FROM unnest(%s::text[]) AS term(lexeme)
             """,
-            [config, search_text(question, language), knowledge_base_id, limit],
+            [*params, *params, ["'" + lex.replace("'", "''") + "'" for lex in lexemes]],
         )
         rows = cursor.fetchall()
-    return [Hit(chunk_id=row[0], score=float(row[1]), ranks={"fulltext": i + 1}) for i, row in enumerate(rows)]
+    # Terms absent from the scope cannot match; they are dropped rather than given an infinite weight.
+    return [
+        (quoted[1:-1].replace("''", "'"), math.log(1 + (total - df + 0.5) / (df + 0.5)))
+        for total, quoted, df in rows
+        if df
+    ]
+
+
+def fulltext_search(*, scope: Scope, question: str, language: str, limit: int) -> list[Hit]:
+    """BM25 over the chunks' tsvectors (term frequency from positions, length from lexeme count)."""
+    terms = query_terms(scope=scope, question=question, language=language)
+    if not terms:
+        return []
+    # Candidates come from the informative terms: a question's common words would select half the base.
+    max_idf = max(idf for _, idf in terms)
+    informative = [lex for lex, idf in terms if idf >= math.log(1 + (1 - COMMON_TERM_SHARE) / COMMON_TERM_SHARE)]
+    selecting = informative or [lex for lex, idf in terms if idf == max_idf]
+    where, params = scope.where()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH q AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS q(lexeme, idf)),
+            candidates AS (
+                SELECT c.id, c.search_vector FROM kb_chunk c
+                WHERE {where} AND c.search_vector @@ %s::tsquery
+                ORDER BY ts_rank(c.search_vector, %s::tsquery) DESC LIMIT %s
+            ),
+            stats AS (SELECT greatest(avg(length(search_vector)), 1)::float8 AS avgdl FROM candidates)
+            SELECT c.id,
+                   sum(q.idf * (tf.n * %s) / (tf.n + %s * (1 - %s + %s * length(c.search_vector) / stats.avgdl)))
+            FROM candidates c
+            CROSS JOIN stats
+            CROSS JOIN LATERAL unnest(c.search_vector) AS u
+            JOIN q ON q.lexeme = u.lexeme
+            CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS n) AS tf
+            GROUP BY c.id
+            ORDER BY 2 DESC, c.id
+            LIMIT %s
+            """,
+            [
+                [t[0] for t in terms],
+                [t[1] for t in terms],
+                *params,
+                _tsquery_any(selecting),
+                _tsquery_any(selecting),
+                BM25_POOL,
+                BM25_K1 + 1,
+                BM25_K1,
+                BM25_B,
+                BM25_B,
+                limit,
+            ],
+        )
+        rows = cursor.fetchall()
+    return [
+        Hit(chunk_id=row[0], score=float(row[1]), ranks={"fulltext": i + 1}, scores={"fulltext": float(row[1])})
+        for i, row in enumerate(rows)
+    ]
 
 
 def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], weights: dict[str, float], limit: int) -> list[Hit]:
@@ -92,36 +196,82 @@ def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], weights: dict[str, fl
             entry = fused.setdefault(hit.chunk_id, Hit(chunk_id=hit.chunk_id, score=0.0))
             entry.score += weight / (RRF_K + rank)
             entry.ranks[name] = rank
+            entry.scores.update(hit.scores)
     return sorted(fused.values(), key=lambda h: h.score, reverse=True)[:limit]
 
 
+def score_fusion(rankings: dict[str, list[Hit]], weights: dict[str, float], limit: int) -> list[Hit]:
+    """Weighted sum of scores scaled to [0, 1] within each ranking (BM25 by its best, cosine min-max).
+
+    Unlike rank fusion it keeps how far apart the candidates are: a passage far ahead on BM25 is not
+    pulled down by a weak embedder that ranks it 20th (measured on maint-guide, see README).
+    """
+    fused: dict[int, Hit] = {}
+    for name, hits in rankings.items():
+        if not hits:
+            continue
+        best, worst = hits[0].score, hits[-1].score
+        low = 0.0 if name == "fulltext" else worst
+        spread = max(best - low, 1e-9)
+        for rank, hit in enumerate(hits, start=1):
+            entry = fused.setdefault(hit.chunk_id, Hit(chunk_id=hit.chunk_id, score=0.0))
+            entry.score += weights.get(name, 1.0) * (hit.score - low) / spread
+            entry.ranks[name] = rank
+            entry.scores.update(hit.scores)
+    return sorted(fused.values(), key=lambda h: h.score, reverse=True)[:limit]
+
+
+def languages_of(knowledge_base_id: int) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT language FROM kb_document WHERE knowledge_base_id = %s AND status = 'ready'",
+            [knowledge_base_id],
+        )
+        return {row[0] for row in cursor.fetchall() if row[0]}
+
+
 def search(
-    *, knowledge_base: KnowledgeBase, question: str, mode: Mode | str = Mode.HYBRID, limit: int | None = None
+    *,
+    knowledge_base: KnowledgeBase,
+    question: str,
+    mode: Mode | str = Mode.HYBRID,
+    limit: int | None = None,
+    document_ids: Sequence[int] = (),
+    tags: Sequence[str] = (),
 ) -> SearchResult:
     mode = Mode(mode)
     limit = limit or settings.DOCENT_TOP_K
     language = detect_language(question)
     timings: dict[str, float] = {}
+    # A question is answered from passages in its own language when the base has any: a mixed-language
+    # base otherwise returns the same passage's translation ahead of other relevant passages.
+    scoped_language = language if language in languages_of(knowledge_base.pk) else None
+    scope = Scope(knowledge_base.pk, tuple(document_ids), tuple(tags), scoped_language)
     rankings: dict[str, list[Hit]] = {}
-    pool = max(limit * 4, 20)
+    pool = max(limit * 4, 50)
     if mode in (Mode.DENSE, Mode.HYBRID):
         started = time.perf_counter()
         vector = embedder.embed_query(question)
         timings["embed_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        rankings["dense"] = dense_search(knowledge_base_id=knowledge_base.pk, vector=vector, limit=pool)
+        rankings["dense"] = dense_search(scope=scope, vector=vector, limit=pool)
         timings["dense_ms"] = (time.perf_counter() - started) * 1000
     if mode in (Mode.FULLTEXT, Mode.HYBRID):
         started = time.perf_counter()
-        rankings["fulltext"] = fulltext_search(
-            knowledge_base_id=knowledge_base.pk, question=question, language=language, limit=pool
-        )
+        rankings["fulltext"] = fulltext_search(scope=scope, question=question, language=language, limit=pool)
         timings["fulltext_ms"] = (time.perf_counter() - started) * 1000
     if mode == Mode.HYBRID:
-        hits = reciprocal_rank_fusion(rankings, {"dense": 1.0, "fulltext": 1.0}, limit)
+        fuse = reciprocal_rank_fusion if settings.DOCENT_FUSION == "rrf" else score_fusion
+        hits = fuse(rankings, settings.DOCENT_FUSION_WEIGHTS, limit)
     else:
         hits = rankings[mode.value][:limit]
     chunks = Chunk.objects.select_related("document").in_bulk([h.chunk_id for h in hits])
     for hit in hits:
         hit.chunk = chunks.get(hit.chunk_id)
-    return SearchResult(hits=[h for h in hits if h.chunk is not None], mode=mode, language=language, timings_ms=timings)
+    return SearchResult(
+        hits=[h for h in hits if h.chunk is not None],
+        mode=mode,
+        language=language,
+        timings_ms=timings,
+        scoped_language=scoped_language,
+    )

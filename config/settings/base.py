@@ -158,7 +158,13 @@ DOCENT_TOP_K = int(env("DOCENT_TOP_K", "5"))
 DOCENT_SOURCE_CHARS = int(env("DOCENT_SOURCE_CHARS", "3600"))
 DOCENT_MAX_QUEUE = int(env("DOCENT_MAX_QUEUE", "64"))  # questions waiting for a model slot before `busy`
 DOCENT_LLM_SLOTS = int(env("DOCENT_LLM_SLOTS", "4"))  # concurrent generations on a DOCENT_LLM_URL server
+# "pdfium": pypdfium2's text layer (fast, keeps word spaces); "unstructured": partition_pdf(strategy="fast")
+DOCENT_PDF_PARSER = env("DOCENT_PDF_PARSER", "pdfium")
 DOCENT_CHUNK_CHARS = int(env("DOCENT_CHUNK_CHARS", "900"))
+# Hybrid mode: "score" (weighted sum of normalised scores) or "rrf" (reciprocal rank fusion), and the
+# weight of each ranking; chosen with `eval_qa` on the maint-guide dev set (see README).
+DOCENT_FUSION = env("DOCENT_FUSION", "score")
+DOCENT_FUSION_WEIGHTS = {"fulltext": 1.0, "dense": float(env("DOCENT_DENSE_WEIGHT", "0.75"))}
 DOCENT_HNSW_EF_SEARCH = int(env("DOCENT_HNSW_EF_SEARCH", "100"))
 DOCENT_MAX_QUESTION_CHARS = 2000
 DOCENT_MAX_FRAME_BYTES = 16 * 1024

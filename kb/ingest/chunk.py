@@ -34,6 +34,13 @@ class ChunkDraft:
 # A sentence ends at . ! ? followed by space, or right after CJK full stops, which need no space.
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])")
 _MAX_HEADING_CHARS = 300
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
+# PDF text layers put a space where a Chinese line wrapped; Chinese has no spaces between words.
+_SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}]) +(?=[{_CJK}])")
+
+
+def normalise_text(text: str) -> str:
+    return _SPACE_BETWEEN_CJK.sub("", " ".join(text.split()))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -82,7 +89,7 @@ def chunk_blocks(blocks: Iterable[Block], *, max_chars: int = 900, min_chars: in
         buffer, buffer_page = "", None
 
     for block in blocks:
-        text = " ".join(block.text.split())
+        text = normalise_text(block.text)
         if not text:
             continue
         if block.kind == "title" and len(text) <= _MAX_HEADING_CHARS:

@@ -12,6 +12,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+
 from kb.ingest.chunk import Block
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,15 @@ def _check_pdf(path: Path) -> int:
 def parse_file(path: Path, original_name: str = "") -> Parsed:
     kind = sniff(path, original_name)
     pages = _check_pdf(path) if kind.name == "pdf" else None
+    if kind.name == "pdf" and settings.DOCENT_PDF_PARSER == "pdfium":
+        from kb.ingest.pdf import pdf_blocks
+
+        blocks, pages = pdf_blocks(path)
+        if not blocks:
+            raise ParseError(
+                "No text could be extracted from this PDF: it is probably scanned images without a text layer."
+            )
+        return Parsed(blocks=blocks, kind=kind, pages=pages)
     elements = _partition(path, kind)
     blocks = []
     for element in elements:

@@ -55,7 +55,11 @@ def run_pipeline(document: Document, *, on_progress: ProgressCallback | None = N
         drafts = chunk_blocks(parsed.blocks, max_chars=settings.DOCENT_CHUNK_CHARS)
         if not drafts:
             raise ParseError("The document contains no text.")
-        languages = [detect_language(d.text) for d in drafts]
+        # One language per document (the majority of its chunks): code listings and names inside a French
+        # manual must not be indexed as English and drop out of French searches.
+        detected = [detect_language(d.text, default="") for d in drafts]
+        language = max((x for x in set(detected) if x), key=detected.count, default="en")
+        languages = [language] * len(drafts)
         started = time.perf_counter()
         embeddings = embed_chunks(
             drafts, title=document.title, on_progress=lambda share: progress(40 + int(55 * share))
@@ -68,7 +72,7 @@ def run_pipeline(document: Document, *, on_progress: ProgressCallback | None = N
             progress=100,
             content_type=parsed.kind.content_type,
             pages=parsed.pages,
-            language=max(set(languages), key=languages.count),
+            language=language,
             parse_ms=parse_ms,
             embed_ms=embed_ms,
         )

@@ -23,28 +23,6 @@
     return node;
   }
 
-  // Text with [n] markers turned into links to the cited passage; unknown numbers stay plain text.
-  function renderAnswerText(target, text, sources) {
-    target.textContent = "";
-    const byNumber = new Map(sources.map((s) => [s.n, s]));
-    const marker = /[\[【［]\s*(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\s*[\]】］]/g;
-    let last = 0;
-    let match;
-    while ((match = marker.exec(text)) !== null) {
-      target.appendChild(document.createTextNode(text.slice(last, match.index)));
-      const numbers = match[1].split(/[,，、]/).map((n) => Number(n.trim())).filter((n) => byNumber.has(n));
-      for (const n of numbers) {
-        const a = el("a", "cite", "[" + n + "]");
-        a.href = byNumber.get(n).url;
-        a.target = "_blank";
-        a.rel = "noopener noreferrer";
-        target.appendChild(a);
-      }
-      last = marker.lastIndex;
-    }
-    target.appendChild(document.createTextNode(text.slice(last)));
-  }
-
   function renderSources(container, sources, cited) {
     container.textContent = "";
     if (!sources.length) return;
@@ -83,7 +61,8 @@
   }
 
   function finishAnswer(answer, citations, timings, flags) {
-    renderAnswerText(answer.text, answer.raw, answer.items);
+    window.DocentRender.renderAnswer(answer.text, answer.raw, answer.items);
+    answer.text.classList.add("rendered");
     renderSources(answer.sources, answer.items, citations);
     const parts = [];
     if (flags.stopped) parts.push("stopped");

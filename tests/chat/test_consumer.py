@@ -61,7 +61,8 @@ async def test_question_streams_sources_tokens_done_and_cites_the_manual(manual_
         "completion_tokens",
         "tokens_per_s",
     }
-    assert done["timings"]["completion_tokens"] == len(kinds) - 2
+    # one frame per model token, except where a partial citation marker was held back and sent with the next
+    assert 0 < len(kinds) - 2 <= done["timings"]["completion_tokens"] + 1 <= 49
 
     message = await Message.objects.aget(pk=done["message_id"])
     assert message.text == "".join(e["text"] for e in events if e["type"] == "token").strip()

@@ -2,15 +2,8 @@ import asyncio
 
 import pytest
 
-from chat.prompts import PromptSource, build_messages, cited_numbers
+from chat.prompts import PromptSource, build_messages, split_answer_sentences
 from chat.services import GenerationQueue, QueueFull
-
-
-def test_cited_numbers_accepts_the_forms_models_write_and_drops_unknown_ones():
-    text = "Hold both buttons [1]. Descale monthly [2, 3]【4】［1］ and see [9]."
-    assert cited_numbers(text, {1, 2, 3, 4}) == [1, 2, 3, 4]
-    assert cited_numbers(text, {1}) == [1]
-    assert cited_numbers("no markers", {1}) == []
 
 
 def test_prompt_numbers_sources_and_respects_the_budget():
@@ -43,3 +36,7 @@ async def test_generation_queue_reports_positions_in_order():
     queue.release()
     await c
     assert queue.active == 1 and not queue.waiting
+
+
+def test_answer_sentences_lose_their_markers():
+    assert split_answer_sentences("Hold TEMP [1]. Then wait【2】。完成。") == ["Hold TEMP .", "Then wait。", "完成。"]

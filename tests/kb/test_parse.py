@@ -70,9 +70,21 @@ def test_type_comes_from_content_not_name(tmp_path):
 def test_pdf_keeps_pages_and_headings():
     parsed = parse_file(DEMO / "lumen-k3-manual.en.pdf", "lumen-k3-manual.en.pdf")
     assert parsed.pages == 6
-    reset = [b for b in parsed.blocks if "10 seconds" in b.text and "TEMP" in b.text]
-    assert reset and reset[0].page == 5
-    assert any(b.kind == "title" and "Troubleshooting" in b.text for b in parsed.blocks)
+    pages = {n: " ".join(b.text for b in parsed.blocks if b.page == n) for n in range(1, 7)}
+    assert "TEMP and POWER buttons together for 10 seconds" in pages[5]
+    assert [n for n, text in pages.items() if "Factory reset" in text] == [5]
+    titles = [(b.page, b.text) for b in parsed.blocks if b.kind == "title"]
+    assert (5, "Troubleshooting") in titles and (4, "Descaling") in titles
+    # numbered steps are body text, not headings; the running footer is gone
+    assert not any(text.startswith("1. ") for _, text in titles)
+    assert not any("Page 5 of 6" in b.text for b in parsed.blocks)
+
+
+def test_unstructured_pdf_parser_is_still_available(settings):
+    settings.DOCENT_PDF_PARSER = "unstructured"
+    parsed = parse_file(DEMO / "lumen-k3-manual.en.pdf", "lumen-k3-manual.en.pdf")
+    assert parsed.pages == 6
+    assert any(b.page == 5 and "10 seconds" in b.text for b in parsed.blocks)
 
 
 @pytest.mark.parametrize(
