@@ -27,7 +27,6 @@ from chat.streaming import CitationStream
 from kb import retrieval
 from kb.models import KnowledgeBase
 
-REFUSAL_TEXT = "I could not find this in the knowledge base."
 SNIPPET_CHARS = 240
 
 Event = dict[str, Any]
@@ -134,7 +133,9 @@ def _conversation_start(
 
 
 def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None) -> retrieval.SearchResult:
-    return retrieval.search(knowledge_base=knowledge_base, question=question, mode=mode or retrieval.Mode.HYBRID)
+    return retrieval.search(
+        knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode
+    )
 
 
 def _save_answer(
@@ -239,14 +240,16 @@ async def answer(
     sources = [source_item(n, hit) for n, hit in enumerate(result.hits, start=1)]
     timings: dict[str, Any] = {"retrieval_ms": round(retrieval_ms, 1), "mode": result.mode.value}
 
-    if not sources:
+    if not result.answerable:
+        # Refused without calling the model: it would only invent an answer.
+        timings["refusal_reason"] = result.refusal_reason
         yield {"type": "sources", "items": []}
-        yield {"type": "token", "text": REFUSAL_TEXT}
+        yield {"type": "token", "text": knowledge_base.refusal_text}
         timings.update(ttft_ms=round((time.perf_counter() - started) * 1000, 1), prompt_tokens=0, completion_tokens=0)
         timings.update(total_ms=timings["ttft_ms"], tokens_per_s=0.0)
         message = await sync_to_async(_save_answer)(
             conversation=conversation,
-            text=REFUSAL_TEXT,
+            text=knowledge_base.refusal_text,
             sources=[],
             citations=[],
             timings=timings,

@@ -12,6 +12,15 @@ class KnowledgeBase(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    refusal_text = models.TextField(
+        default="I could not find this in the knowledge base.",
+        help_text="Answer given, without calling the model, when the knowledge base holds nothing relevant.",
+    )
+    retrieval_mode = models.CharField(
+        max_length=10,
+        choices=[("hybrid", "hybrid"), ("fulltext", "full-text"), ("dense", "dense")],
+        default="hybrid",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

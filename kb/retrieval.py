@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from kb import embedder
+from kb import embedder, refusal
 from kb.language import detect_language, search_config, search_text
 from kb.models import Chunk, KnowledgeBase
 
@@ -76,6 +76,8 @@ class SearchResult:
     language: str
     timings_ms: dict[str, float]
     scoped_language: str | None = None
+    answerable: bool = True
+    refusal_reason: str = ""
 
 
 def dense_search(*, scope: Scope, vector: Sequence[float], limit: int) -> list[Hit]:
@@ -268,10 +270,23 @@ def search(
     chunks = Chunk.objects.select_related("document").in_bulk([h.chunk_id for h in hits])
     for hit in hits:
         hit.chunk = chunks.get(hit.chunk_id)
+    hits = [h for h in hits if h.chunk is not None]
+    started = time.perf_counter()
+    verdict = refusal.check(scope=scope, question=question, language=language) if hits else None
+    timings["refusal_ms"] = (time.perf_counter() - started) * 1000
+    reason = "no passage matches" if verdict is None else ""
+    if verdict is not None and verdict.refuse:
+        reason = (
+            f"not in the knowledge base: {', '.join(verdict.missing_terms)}"
+            if verdict.missing_terms
+            else f"{verdict.missing_word_share:.0%} of the question's words appear nowhere in the knowledge base"
+        )
     return SearchResult(
-        hits=[h for h in hits if h.chunk is not None],
+        hits=hits,
         mode=mode,
         language=language,
         timings_ms=timings,
         scoped_language=scoped_language,
+        answerable=not reason,
+        refusal_reason=reason,
     )

@@ -96,3 +96,19 @@ def manual_kb(transactional_db) -> KnowledgeBase:  # type: ignore[no-untyped-def
         document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
         assert run_pipeline(document).status == Document.Status.READY
     return knowledge_base
+
+
+@pytest.fixture
+def trilingual_kb(transactional_db) -> KnowledgeBase:  # type: ignore[no-untyped-def]
+    """The kettle manual in English (Markdown), French and Chinese (HTML), plus an unrelated policy."""
+    knowledge_base = knowledge_base_create(slug="trilingual", name="Trilingual")
+    paths = [
+        BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md",
+        DEMO_DIR / "lumen-k3-manual.fr.html",
+        DEMO_DIR / "lumen-k3-manual.zh.html",
+        FIXTURES / "travel-policy.en.txt",
+    ]
+    for path in paths:
+        document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
+        assert run_pipeline(document).status == Document.Status.READY
+    return knowledge_base

@@ -131,3 +131,21 @@ async def test_anonymous_socket_is_refused(manual_kb):
     communicator.scope["user"] = AnonymousUser()
     connected, code = await communicator.connect()
     assert not connected and code == 4401
+
+
+async def test_refusal_answers_with_the_kb_text_without_the_model(manual_kb, user):
+    manual_kb.refusal_text = "Sorry, the manuals do not cover that."
+    await manual_kb.asave()
+    communicator = await connect(user)
+    await communicator.send_json_to(
+        {"type": "ask", "question": "How do I configure AppArmor profiles?", "kb": manual_kb.slug, "conversation": None}
+    )
+    events = await collect_answer(communicator)
+    assert [e["type"] for e in events] == ["sources", "token", "done"]
+    assert events[0]["items"] == [] and events[1]["text"] == "Sorry, the manuals do not cover that."
+    done = events[-1]
+    assert done["answered"] is False and done["timings"]["completion_tokens"] == 0
+    assert "AppArmor" in done["timings"]["refusal_reason"]
+    message = await Message.objects.aget(pk=done["message_id"])
+    assert message.answered is False
+    await communicator.disconnect()

@@ -59,10 +59,14 @@ class Command(BaseCommand):
     def retrieve(self, knowledge_base: KnowledgeBase, question: str, mode: str | None) -> dict[str, Any]:
         from chat.services import source_item
 
-        found = retrieval.search(knowledge_base=knowledge_base, question=question, mode=mode or retrieval.Mode.HYBRID)
-        sources = [source_item(n, hit) for n, hit in enumerate(found.hits, start=1)]
-        timings = {k: round(v, 1) for k, v in found.timings_ms.items()}
-        return {"answer": None, "answered": bool(sources), "sources": sources, "citations": [], "timings": timings}
+        found = retrieval.search(
+            knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode
+        )
+        sources = [source_item(n, hit) for n, hit in enumerate(found.hits, start=1)] if found.answerable else []
+        timings: dict[str, Any] = {k: round(v, 1) for k, v in found.timings_ms.items()}
+        if not found.answerable:
+            timings["refusal_reason"] = found.refusal_reason
+        return {"answer": None, "answered": found.answerable, "sources": sources, "citations": [], "timings": timings}
 
     async def collect(
         self, knowledge_base: KnowledgeBase, question: str, mode: str | None, *, stream: bool

@@ -71,7 +71,7 @@ class Command(BaseCommand):
             result = retrieval.search(knowledge_base=knowledge_base, question=question.question, mode=mode, limit=10)
             elapsed.append((time.perf_counter() - started) * 1000)
             passages = [Passage(names.get(h.chunk.document_id, ""), h.chunk.page, h.chunk.text) for h in result.hits]
-            outcomes.append(Outcome(question, first_hit_rank(question, passages), answered=bool(result.hits)))
+            outcomes.append(Outcome(question, first_hit_rank(question, passages), answered=result.answerable))
         return outcomes, elapsed
 
     def generate(

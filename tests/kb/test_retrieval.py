@@ -1,0 +1,86 @@
+"""Dense, full-text and hybrid search in three languages, scoping in SQL, and refusal — on Postgres."""
+
+import pytest
+
+from kb import retrieval
+from kb.ingest.pipeline import run_pipeline
+from kb.models import Document
+from kb.services import document_create_from_path, knowledge_base_create
+from tests.conftest import FIXTURES
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RESET = {
+    "en": ("How do I do a factory reset of the kettle?", "10 seconds"),
+    "fr": ("Comment réinitialiser la bouilloire aux réglages d'usine ?", "10 secondes"),
+    "zh": ("如何把水壶恢复出厂设置？", "10秒"),
+}
+
+
+def top_texts(result, n=3):  # type: ignore[no-untyped-def]
+    return [h.chunk.text for h in result.hits[:n]]
+
+
+@pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])
+def test_each_mode_finds_the_english_passage(trilingual_kb, mode):
+    result = retrieval.search(knowledge_base=trilingual_kb, question=RESET["en"][0], mode=mode)
+    assert result.mode == mode and result.answerable
+    assert any("10 seconds" in text for text in top_texts(result))
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "zh"])
+@pytest.mark.parametrize("mode", ["fulltext", "hybrid"])
+def test_each_language_is_answered_from_its_own_documents(trilingual_kb, lang, mode):
+    question, needle = RESET[lang]
+    result = retrieval.search(knowledge_base=trilingual_kb, question=question, mode=mode)
+    assert result.language == lang and result.scoped_language == lang
+    assert {h.chunk.language for h in result.hits} == {lang}
+    assert any(needle in text for text in top_texts(result)), top_texts(result)
+
+
+def test_bm25_prefers_the_rare_term(trilingual_kb):
+    result = retrieval.search(knowledge_base=trilingual_kb, question="What does error E7 mean?", mode="fulltext")
+    assert "E7" in result.hits[0].chunk.text
+
+
+def test_scope_by_document_and_tag_is_applied_in_sql(trilingual_kb):
+    policy = Document.objects.get(knowledge_base=trilingual_kb, original_name="travel-policy.en.txt")
+    manual = Document.objects.get(knowledge_base=trilingual_kb, original_name="lumen-k3-manual.en.md")
+    result = retrieval.search(
+        knowledge_base=trilingual_kb, question=RESET["en"][0], mode="hybrid", document_ids=[policy.pk], limit=10
+    )
+    assert result.hits and {h.chunk.document_id for h in result.hits} == {policy.pk}
+    Document.objects.filter(pk=manual.pk).update(tags=["kettle"])
+    result = retrieval.search(
+        knowledge_base=trilingual_kb, question="hotel allowance", mode="fulltext", tags=["kettle"]
+    )
+    assert {h.chunk.document_id for h in result.hits} <= {manual.pk}
+
+
+def test_a_knowledge_base_never_sees_another_ones_passages(trilingual_kb):
+    other = knowledge_base_create(slug="other", name="Other")
+    document = document_create_from_path(
+        knowledge_base=other, path=FIXTURES / "travel-policy.en.txt", enqueue=False
+    ).document
+    run_pipeline(document)
+    for mode in ("dense", "fulltext", "hybrid"):
+        result = retrieval.search(knowledge_base=other, question=RESET["en"][0], mode=mode, limit=10)
+        assert {h.chunk.knowledge_base_id for h in result.hits} <= {other.pk}
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How do I configure AppArmor for the Lumen K3?",  # a name the manual never mentions
+        "Comment programmer la cafetière Nespresso Vertuo avec capsules ?",  # mostly words it never uses
+        "如何用 dh-golang 打包 Go 程序？",
+    ],
+)
+def test_questions_the_base_cannot_answer_are_refused(trilingual_kb, question):
+    result = retrieval.search(knowledge_base=trilingual_kb, question=question)
+    assert not result.answerable and result.refusal_reason
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "zh"])
+def test_answerable_questions_are_not_refused(trilingual_kb, lang):
+    assert retrieval.search(knowledge_base=trilingual_kb, question=RESET[lang][0]).answerable
