@@ -20,6 +20,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from chat.citations import Attribution, attribute
+from chat.followup import standalone_question
 from chat.llm import Generation, LLMError, get_backend
 from chat.models import Citation, Conversation, Message
 from chat.prompts import PromptSource, build_messages
@@ -117,7 +118,8 @@ def source_item(n: int, hit: retrieval.Hit) -> dict[str, Any]:
 
 def _conversation_start(
     *, user: Any, knowledge_base: KnowledgeBase, conversation_id: int | None, question: str
-) -> Conversation:
+) -> tuple[Conversation, list[str]]:
+    """The conversation (created when new) with the question stored, and its earlier questions."""
     owner = user if user is not None and user.is_authenticated else None
     with transaction.atomic():
         if conversation_id is None:
@@ -128,8 +130,13 @@ def _conversation_start(
             ).first()
             if conversation is None:
                 raise AnswerError("unknown_conversation", "That conversation does not exist.")
+        previous = list(
+            conversation.messages.filter(role=Message.Role.USER)
+            .order_by("-created_at", "-id")
+            .values_list("text", flat=True)[:3]
+        )[::-1]
         Message.objects.create(conversation=conversation, role=Message.Role.USER, text=question)
-    return conversation
+    return conversation, previous
 
 
 def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None) -> retrieval.SearchResult:
@@ -232,13 +239,16 @@ async def answer(
     stop = stop or threading.Event()
     started = time.perf_counter()
     question = question.strip()
-    conversation = await sync_to_async(_conversation_start)(
+    conversation, previous = await sync_to_async(_conversation_start)(
         user=user, knowledge_base=knowledge_base, conversation_id=conversation_id, question=question
     )
-    result = await sync_to_async(_search)(knowledge_base, question, mode)
+    search_text = await sync_to_async(standalone_question, thread_sensitive=False)(previous, question)
+    result = await sync_to_async(_search)(knowledge_base, search_text, mode)
     retrieval_ms = (time.perf_counter() - started) * 1000
     sources = [source_item(n, hit) for n, hit in enumerate(result.hits, start=1)]
     timings: dict[str, Any] = {"retrieval_ms": round(retrieval_ms, 1), "mode": result.mode.value}
+    if search_text != question:
+        timings["searched_for"] = search_text
 
     if not result.answerable:
         # Refused without calling the model: it would only invent an answer.

@@ -102,6 +102,9 @@ class LlamaCppBackend:
                 chunks.close()
                 stats.prompt_tokens = max(0, int(llama.n_tokens) - stats.completion_tokens)
 
+    def parameters(self) -> int:
+        return int(self.load()._model.n_params())
+
     def count_tokens(self, text: str) -> int:
         return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 

@@ -167,6 +167,9 @@ DOCENT_FUSION = env("DOCENT_FUSION", "score")
 DOCENT_FUSION_WEIGHTS = {"fulltext": 1.0, "dense": float(env("DOCENT_DENSE_WEIGHT", "0.75"))}
 DOCENT_HNSW_EF_SEARCH = int(env("DOCENT_HNSW_EF_SEARCH", "100"))
 DOCENT_MAX_QUESTION_CHARS = 2000
+# Follow-up questions: "auto" (the model rewrites them when it has >= 1B parameters, else the previous
+# question is searched with them), "model", "combine" or "off".
+DOCENT_CONDENSE = env("DOCENT_CONDENSE", "auto")
 DOCENT_MAX_FRAME_BYTES = 16 * 1024
 
 # Offline by design: models come from installed packages or local paths, never from a hub.

@@ -1,0 +1,255 @@
+"""`manage.py bench ingest|retrieval`: the product's figures beside the bare library doing the same work.
+
+Benchmarks build their own knowledge bases (slugs starting with `bench-`) and keep them, so a second
+run measures instead of rebuilding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+
+from kb import embedder, retrieval
+from kb.ingest.chunk import ChunkDraft, split_sentences
+from kb.ingest.parse import parse_file
+from kb.ingest.store import store_chunks
+from kb.language import detect_language
+from kb.models import Chunk, Document, KnowledgeBase
+from kb.services import knowledge_base_create
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+TEXT_SOURCES = [BASE_DIR.parent / "shared" / "eval" / "maint-guide" / "files", BASE_DIR / "kb" / "demo"]
+CHUNKS_PER_DOCUMENT = 1000
+
+Report = dict[str, Any]
+
+
+def figure(value: float, unit: str, baseline: float | None) -> dict[str, Any]:
+    ratio = round(value / baseline, 3) if baseline else None
+    return {
+        "value": round(value, 3),
+        "unit": unit,
+        "baseline": None if baseline is None else round(baseline, 3),
+        "ratio": ratio,
+    }
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def real_sentences() -> list[str]:
+    """Sentences of real documents (the maint-guide dev set when present, else the demo manuals)."""
+    sentences: list[str] = []
+    for folder in TEXT_SOURCES:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix not in {".pdf", ".html"}:
+                continue
+            blocks = parse_file(path, path.name).blocks
+            text = " ".join(b.text for b in blocks)
+            sentences.extend(s for s in split_sentences(text) if 30 <= len(s) <= 400)
+        if sentences:
+            break
+    return sentences
+
+
+def synthesise_chunks(knowledge_base: KnowledgeBase, count: int, log: Callable[[str], None]) -> float:
+    """Fill a knowledge base with `count` chunks of 2-4 real sentences each; returns seconds spent embedding.
+
+    Each distinct sentence is embedded once and a chunk's vector is the normalised mean of its sentences'
+    vectors: embedding 100,000 chunks one by one takes about 25 minutes on 2 cores, and latency and
+    HNSW recall depend on the vectors' distribution, which this keeps real.
+    """
+    rng = random.Random(20261125)
+    pool = real_sentences()
+    existing = Chunk.objects.filter(knowledge_base=knowledge_base).count()
+    if existing >= count:
+        return 0.0
+    started = time.perf_counter()
+    pool_vectors = embedder.embed_documents(pool)
+    embed_seconds = time.perf_counter() - started
+    log(f"  embedded {len(pool)} distinct sentences in {embed_seconds:.0f} s")
+    documents = existing // CHUNKS_PER_DOCUMENT
+    while existing < count:
+        size = min(CHUNKS_PER_DOCUMENT, count - existing)
+        picks = [rng.sample(range(len(pool)), rng.randint(2, 4)) for _ in range(size)]
+        texts = [" ".join(pool[i] for i in pick) for pick in picks]
+        vectors = np.stack([pool_vectors[pick].mean(axis=0) for pick in picks])
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        name = f"synthetic-{documents:04d}.txt"
+        with transaction.atomic():
+            document = Document(
+                knowledge_base=knowledge_base,
+                title=name,
+                original_name=name,
+                sha256=hashlib.sha256(f"{knowledge_base.pk}:{documents}".encode()).hexdigest(),
+                size=sum(len(t) for t in texts),
+                status=Document.Status.READY,
+                progress=100,
+            )
+            document.file.save(name, ContentFile(b"synthetic benchmark document"), save=False)
+            languages = [detect_language(t) for t in texts]
+            document.language = max(set(languages), key=languages.count)
+            document.save()
+            drafts = [ChunkDraft(ordinal=i, text=t, page=None, heading="") for i, t in enumerate(texts)]
+            store_chunks(document=document, drafts=drafts, embeddings=vectors, languages=languages)
+        existing += size
+        documents += 1
+        if documents % 10 == 0:
+            log(f"  {existing}/{count} chunks")
+    return embed_seconds
+
+
+def rebuild_hnsw() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        started = time.perf_counter()
+        cursor.execute("REINDEX INDEX chunk_embedding_hnsw")
+        return time.perf_counter() - started
+
+
+def exact_neighbours(knowledge_base_id: int, vector: np.ndarray, limit: int) -> list[int]:
+    literal = "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(
+            "SELECT id FROM kb_chunk WHERE knowledge_base_id = %s ORDER BY embedding <=> %s::vector, id LIMIT %s",
+            [knowledge_base_id, literal, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[str], None]) -> Report:
+    knowledge_base = knowledge_base_create(slug=f"bench-retrieval-{chunks}", name=f"Benchmark: {chunks} chunks")
+    embed_seconds = synthesise_chunks(knowledge_base, chunks, log)
+    build_seconds = rebuild_hnsw() if (reindex or embed_seconds) else None
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE kb_chunk")
+
+    rng = random.Random(7)
+    sample = list(
+        Chunk.objects.filter(knowledge_base=knowledge_base).order_by("?").values_list("text", flat=True)[:queries]
+    )
+    # A query is half of one sentence of a chunk: related to its passage, not a copy of it.
+    questions = []
+    for text in sample:
+        sentence = rng.choice(split_sentences(text))
+        words = sentence.split()
+        questions.append(" ".join(words[: max(4, len(words) // 2)]))
+
+    embedder.embed_query("warm up")
+    for question in questions[:5]:
+        retrieval.search(knowledge_base=knowledge_base, question=question, mode="hybrid")
+
+    timings: dict[str, list[float]] = {"dense": [], "hybrid": []}
+    for mode in timings:
+        for question in questions:
+            started = time.perf_counter()
+            retrieval.search(knowledge_base=knowledge_base, question=question, mode=mode, limit=10)
+            timings[mode].append((time.perf_counter() - started) * 1000)
+
+    # Bare library: raw SentenceTransformer.encode and an exact scan of all vectors in memory (numpy).
+    ids, vectors = zip(*Chunk.objects.filter(knowledge_base=knowledge_base).values_list("id", "embedding"), strict=True)
+    matrix = np.asarray(vectors, dtype="float32")
+    model = embedder.get_model()
+    bare: list[float] = []
+    for question in questions:
+        started = time.perf_counter()
+        vector = model.encode([question], normalize_embeddings=True, show_progress_bar=False)[0]
+        scores = matrix @ vector
+        np.argpartition(-scores, 10)[:10]
+        bare.append((time.perf_counter() - started) * 1000)
+
+    recalls = []
+    scope = retrieval.Scope(knowledge_base.pk)
+    for question in questions:
+        vector = embedder.embed_query(question)
+        approximate = [h.chunk_id for h in retrieval.dense_search(scope=scope, vector=vector, limit=10)]
+        exact = exact_neighbours(knowledge_base.pk, vector, 10)
+        recalls.append(len(set(approximate) & set(exact)) / max(1, len(exact)))
+
+    bare_p50, bare_p95 = statistics.median(bare), percentile(bare, 0.95)
+    figures = {
+        "query_p50_ms": figure(statistics.median(timings["hybrid"]), "ms", bare_p50),
+        "query_p95_ms": figure(percentile(timings["hybrid"], 0.95), "ms", bare_p95),
+        "dense_query_p50_ms": figure(statistics.median(timings["dense"]), "ms", bare_p50),
+        "dense_query_p95_ms": figure(percentile(timings["dense"], 0.95), "ms", bare_p95),
+        "hnsw_recall_at_10": figure(statistics.mean(recalls), "fraction", 1.0),
+    }
+    if build_seconds is not None:
+        figures["hnsw_build_s"] = figure(build_seconds, "s", None)
+    return {
+        "name": "retrieval",
+        "figures": figures,
+        "conditions": {
+            "chunks": chunks,
+            "queries": len(questions),
+            "hnsw": {
+                "m": 16,
+                "ef_construction": 64,
+                "ef_search": settings.DOCENT_HNSW_EF_SEARCH,
+                "iterative_scan": "relaxed_order",
+            },
+            "query_mode": "hybrid (embedding + HNSW + BM25 + fusion + refusal check) end to end",
+            "baseline": "SentenceTransformer.encode + exact numpy scan over all vectors in memory",
+            "embedder": embedder.model_name(),
+            "cpu_cores": os.cpu_count(),
+        },
+    }
+
+
+def bench_ingest(*, path: Path, log: Callable[[str], None]) -> Report:
+    """Ingest one file end to end (parse, chunk, embed, store) against raw encode of the same chunks."""
+    from kb.ingest.pipeline import run_pipeline
+    from kb.services import document_create_from_path, document_delete
+
+    knowledge_base = knowledge_base_create(slug="bench-ingest", name="Benchmark: ingestion")
+    for document in Document.objects.filter(knowledge_base=knowledge_base):
+        document_delete(document=document)
+    embedder.embed_query("warm up")
+    document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
+    started = time.perf_counter()
+    result = run_pipeline(document)
+    seconds = time.perf_counter() - started
+    if result.status != Document.Status.READY:
+        raise RuntimeError(f"ingestion failed: {result.error}")
+    document.refresh_from_db()
+    texts = list(Chunk.objects.filter(document=document).order_by("ordinal").values_list("text", flat=True))
+    model = embedder.get_model()
+    started = time.perf_counter()
+    model.encode(texts, batch_size=settings.DOCENT_EMBED_BATCH, show_progress_bar=False)
+    bare_seconds = time.perf_counter() - started
+    log(f"  {result.chunks} chunks in {seconds:.1f} s (parse {document.parse_ms} ms, embed {document.embed_ms} ms)")
+    return {
+        "name": "ingest",
+        "figures": {
+            "chunks_per_s": figure(result.chunks / seconds, "chunks/s", len(texts) / bare_seconds),
+            "document_s": figure(seconds, "s", None),
+            "parse_s": figure((document.parse_ms or 0) / 1000, "s", None),
+            "embed_s": figure((document.embed_ms or 0) / 1000, "s", bare_seconds),
+        },
+        "conditions": {
+            "file": path.name,
+            "pages": document.pages,
+            "chunks": result.chunks,
+            "pdf_parser": settings.DOCENT_PDF_PARSER,
+            "baseline": "SentenceTransformer.encode of the same chunk texts",
+            "embedder": embedder.model_name(),
+            "cpu_cores": os.cpu_count(),
+        },
+    }

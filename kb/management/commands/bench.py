@@ -1,0 +1,62 @@
+"""manage.py bench {ingest|retrieval|chat|load} [--json FILE]"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kb.benchmarks import BASE_DIR, TEXT_SOURCES, bench_ingest, bench_retrieval
+
+BENCHMARKS = ("ingest", "retrieval", "chat", "load")
+
+
+class Command(BaseCommand):
+    help = "Measure Docent against the bare libraries doing the same work in the same run."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("benchmark", choices=BENCHMARKS)
+        parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+        parser.add_argument("--chunks", type=int, default=100_000, help="retrieval: chunks in the benchmark base")
+        parser.add_argument("--queries", type=int, default=200, help="retrieval: queries to time")
+        parser.add_argument("--reindex", action="store_true", help="retrieval: rebuild the HNSW index and time it")
+        parser.add_argument("--file", help="ingest: the document to ingest (default: the 63-page maint-guide PDF)")
+        parser.add_argument("--clients", default="1,8,32", help="load: concurrent clients, comma-separated")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        log = self.stdout.write
+        name = options["benchmark"]
+        if name == "retrieval":
+            report = bench_retrieval(
+                chunks=options["chunks"], queries=options["queries"], reindex=options["reindex"], log=log
+            )
+        elif name == "ingest":
+            default = TEXT_SOURCES[0] / "maint-guide.en.pdf"
+            path = Path(options["file"]) if options["file"] else default
+            if not path.is_file():
+                path = BASE_DIR / "kb" / "demo" / "lumen-k3-manual.en.pdf"
+            report = bench_ingest(path=path, log=log)
+        else:
+            from chat import benchmarks
+
+            if name == "chat":
+                report = benchmarks.bench_chat(log=log)
+            else:
+                report = benchmarks.bench_load(clients=[int(n) for n in options["clients"].split(",")], log=log)
+        if report is None:
+            raise CommandError(f"benchmark {name} produced no figures")
+        self.print_table(report)
+        if options["json"]:
+            Path(options["json"]).write_text(json.dumps(report, indent=2))
+
+    def print_table(self, report: dict[str, Any]) -> None:
+        self.stdout.write(f"\nbench {report['name']}")
+        self.stdout.write(f"{'figure':<22} {'value':>12} {'unit':<10} {'baseline':>12} {'ratio':>8}")
+        for key, f in report["figures"].items():
+            baseline = "" if f["baseline"] is None else f"{f['baseline']:.3f}"
+            ratio = "" if f["ratio"] is None else f"{f['ratio']:.3f}"
+            self.stdout.write(f"{key:<22} {f['value']:>12.3f} {f['unit']:<10} {baseline:>12} {ratio:>8}")
+        for key, value in report["conditions"].items():
+            self.stdout.write(f"  {key}: {value}")
