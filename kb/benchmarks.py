@@ -47,7 +47,7 @@ def figure(value: float, unit: str, baseline: float | None) -> dict[str, Any]:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def real_sentences() -> list[str]:
@@ -164,8 +164,8 @@ def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[
             timings[mode].append((time.perf_counter() - started) * 1000)
 
     # Bare library: raw SentenceTransformer.encode and an exact scan of all vectors in memory (numpy).
-    ids, vectors = zip(*Chunk.objects.filter(knowledge_base=knowledge_base).values_list("id", "embedding"), strict=True)
-    matrix = np.asarray(vectors, dtype="float32")
+    vectors = Chunk.objects.filter(knowledge_base=knowledge_base).values_list("embedding", flat=True)
+    matrix = np.asarray(list(vectors), dtype="float32")
     model = embedder.get_model()
     bare: list[float] = []
     for question in questions:
