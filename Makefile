@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install --disable-pip-version-check torch==2.13.0
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	$(PIP) install --disable-pip-version-check --no-deps unstructured-inference==1.6.14
+	$(PY) -m chat.llm.quantize
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

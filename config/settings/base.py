@@ -167,6 +167,12 @@ DOCENT_FUSION = env("DOCENT_FUSION", "score")
 DOCENT_FUSION_WEIGHTS = {"fulltext": 1.0, "dense": float(env("DOCENT_DENSE_WEIGHT", "0.75"))}
 DOCENT_HNSW_EF_SEARCH = int(env("DOCENT_HNSW_EF_SEARCH", "100"))
 DOCENT_MAX_QUESTION_CHARS = 2000
+# Abuse limits, counted in Redis across all web processes (chat.limits).
+DOCENT_QUESTIONS_PER_MINUTE_USER = int(env("DOCENT_QUESTIONS_PER_MINUTE_USER", "20"))
+DOCENT_QUESTIONS_PER_MINUTE_IP = int(env("DOCENT_QUESTIONS_PER_MINUTE_IP", "60"))
+DOCENT_SOCKETS_PER_USER = int(env("DOCENT_SOCKETS_PER_USER", "8"))
+DOCENT_SOCKETS_PER_IP = int(env("DOCENT_SOCKETS_PER_IP", "64"))
+DOCENT_TRUST_X_FORWARDED_FOR = env_bool("DOCENT_TRUST_X_FORWARDED_FOR", False)  # only behind your own proxy
 # Follow-up questions: "auto" (the model rewrites them when it has >= 1B parameters, else the previous
 # question is searched with them), "model", "combine" or "off".
 DOCENT_CONDENSE = env("DOCENT_CONDENSE", "auto")

@@ -1,0 +1,251 @@
+"""`manage.py bench chat|load`: answers through the real websocket path (daphne, Channels, the consumer,
+retrieval, the generation queue) against bare `llama_cpp.Llama` on the same prompt in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from chat.llm.llama import model_path
+from chat.prompts import STOP_SEQUENCES, PromptSource, build_messages
+from config.services import free_port, port_open
+from kb import retrieval
+from kb.benchmarks import BASE_DIR, figure, percentile
+from kb.models import KnowledgeBase
+from kb.services import document_create_from_path, knowledge_base_create
+
+QUESTIONS = [
+    "How do I do a factory reset of the kettle?",
+    "What does error code E4 mean?",
+    "How often should I descale with hard water?",
+    "How long does keep-warm hold the water?",
+    "What is the capacity of the kettle?",
+]
+Log = Callable[[str], None]
+
+
+def bench_knowledge_base() -> KnowledgeBase:
+    from kb.ingest.pipeline import run_pipeline
+
+    knowledge_base = knowledge_base_create(slug="bench-chat", name="Benchmark: chat")
+    if not knowledge_base.documents.exists():
+        path = BASE_DIR / "kb" / "demo" / "lumen-k3-manual.en.pdf"
+        run_pipeline(document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document)
+    return knowledge_base
+
+
+def session_cookie() -> str:
+    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"email": "bench@localhost"})
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+@contextmanager
+def docent_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Daphne serving Docent on a free port, on this process's database and Redis."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.DATABASE_URL,
+        "REDIS_URL": settings.REDIS_URL,
+        "DOCENT_PRELOAD": "1",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("daphne did not start")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+async def ask_over_websocket(host: str, cookie: str, kb: str, question: str) -> dict[str, Any]:
+    import websockets
+
+    started = time.perf_counter()
+    result: dict[str, Any] = {"positions": [], "tokens": 0, "ttft_ms": None, "error": None}
+    async with websockets.connect(
+        f"ws://{host}/ws/chat/", additional_headers={"Cookie": cookie, "Origin": f"http://{host}"}, max_size=2**22
+    ) as socket:
+        await socket.send(json.dumps({"type": "ask", "question": question, "kb": kb, "conversation": None}))
+        while True:
+            event = json.loads(await socket.recv())
+            if event["type"] == "queued":
+                result["positions"].append(event["position"])
+            elif event["type"] == "token":
+                result["tokens"] += 1
+                if result["ttft_ms"] is None:
+                    result["ttft_ms"] = (time.perf_counter() - started) * 1000
+                    result["first_token_at"] = time.perf_counter()
+            elif event["type"] == "done":
+                result["done"] = event
+                break
+            elif event["type"] == "error":
+                result["error"] = event["code"]
+                break
+    result["total_ms"] = (time.perf_counter() - started) * 1000
+    if result["tokens"] > 1:
+        result["tokens_per_s"] = (result["tokens"] - 1) / (time.perf_counter() - result["first_token_at"])
+    return result
+
+
+def bare_generation(messages: list[dict[str, str]], max_tokens: int) -> dict[str, float]:
+    """The same prompt through bare llama_cpp.Llama, loaded and configured as the product loads it."""
+    from llama_cpp import Llama
+
+    llama = Llama(
+        model_path=str(model_path()),
+        n_ctx=settings.DOCENT_LLM_CONTEXT,
+        n_threads=settings.DOCENT_LLM_THREADS or os.cpu_count() or 1,
+        n_batch=512,
+        verbose=False,
+    )
+    started = time.perf_counter()
+    first = None
+    count = 0
+    for chunk in llama.create_chat_completion(
+        messages=messages, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.1, stop=STOP_SEQUENCES, stream=True
+    ):
+        if chunk["choices"][0].get("delta", {}).get("content"):
+            count += 1
+            first = first or time.perf_counter()
+    end = time.perf_counter()
+    llama.close()
+    first = first or end
+    return {"ttft_ms": (first - started) * 1000, "tokens_per_s": (count - 1) / (end - first) if count > 1 else 0.0}
+
+
+def prompt_for(knowledge_base: KnowledgeBase, question: str) -> list[dict[str, str]]:
+    found = retrieval.search(knowledge_base=knowledge_base, question=question)
+    sources = [
+        PromptSource(n, h.chunk.document.title, h.chunk.page, h.chunk.heading, h.chunk.text)
+        for n, h in enumerate(found.hits, start=1)
+        if h.chunk is not None
+    ]
+    return build_messages(
+        question=question, sources=sources, language=found.language, budget_chars=settings.DOCENT_SOURCE_CHARS
+    )
+
+
+def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
+    knowledge_base = bench_knowledge_base()
+    cookie = session_cookie()
+    max_tokens = settings.DOCENT_MAX_ANSWER_TOKENS
+    product: list[dict[str, Any]] = []
+    with docent_server() as host:
+        asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, "warm up: what is the capacity?"))
+        for _ in range(rounds):
+            for question in QUESTIONS:
+                product.append(asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, question)))
+                log(f"  product: ttft {product[-1]['ttft_ms']:.0f} ms, {product[-1].get('tokens_per_s', 0):.1f} tok/s")
+    bare = []
+    for _ in range(rounds):
+        for question in QUESTIONS:
+            bare.append(bare_generation(prompt_for(knowledge_base, question), max_tokens))
+            log(f"  bare:    ttft {bare[-1]['ttft_ms']:.0f} ms, {bare[-1]['tokens_per_s']:.1f} tok/s")
+    prompt_tokens = [r["done"]["timings"]["prompt_tokens"] for r in product if "done" in r]
+    return {
+        "name": "chat",
+        "figures": {
+            "ttft_ms": figure(
+                statistics.median(r["ttft_ms"] for r in product), "ms", statistics.median(b["ttft_ms"] for b in bare)
+            ),
+            "tokens_per_s": figure(
+                statistics.median(r.get("tokens_per_s", 0.0) for r in product),
+                "tokens/s",
+                statistics.median(b["tokens_per_s"] for b in bare),
+            ),
+        },
+        "conditions": {
+            "questions": len(QUESTIONS) * rounds,
+            "path": "websocket client -> daphne -> Channels consumer -> retrieval -> queue -> llama.cpp thread",
+            "baseline": "bare llama_cpp.Llama, same prompt (same retrieved sources), same settings",
+            "model": model_path().name,
+            "sources": settings.DOCENT_TOP_K,
+            "prompt_tokens_median": statistics.median(prompt_tokens) if prompt_tokens else None,
+            "max_answer_tokens": max_tokens,
+            "cpu_cores": os.cpu_count(),
+        },
+    }
+
+
+async def _load_round(host: str, cookie: str, kb: str, clients: int) -> list[dict[str, Any]]:
+    questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(clients)]
+    return await asyncio.gather(*(ask_over_websocket(host, cookie, kb, q) for q in questions), return_exceptions=False)
+
+
+def bench_load(*, clients: list[int], log: Log, max_tokens: int = 32) -> dict[str, Any]:
+    knowledge_base = bench_knowledge_base()
+    cookie = session_cookie()
+    figures: dict[str, Any] = {}
+    per_n: dict[str, Any] = {}
+    with docent_server(
+        {"DOCENT_MAX_ANSWER_TOKENS": str(max_tokens), "DOCENT_MAX_QUEUE": str(max(clients) + 8)}
+    ) as host:
+        asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, "warm up: what is the capacity?"))
+        for n in clients:
+            started = time.perf_counter()
+            results = asyncio.run(_load_round(host, cookie, knowledge_base.slug, n))
+            wall = time.perf_counter() - started
+            answered = sum(1 for r in results if "done" in r)
+            dropped = n - answered
+            # Positions a client sees only ever count down, and never past the number of clients.
+            positions_ok = all(
+                r["positions"] == sorted(r["positions"], reverse=True) and all(1 <= p < n for p in r["positions"])
+                for r in results
+            )
+            ttfts = [r["ttft_ms"] for r in results if r["ttft_ms"] is not None]
+            totals = [r["total_ms"] for r in results]
+            per_n[str(n)] = {
+                "answered": answered,
+                "dropped": dropped,
+                "queue_positions_ok": positions_ok,
+                "ttft_p50_ms": round(statistics.median(ttfts), 1) if ttfts else None,
+                "ttft_p95_ms": round(percentile(ttfts, 0.95), 1) if ttfts else None,
+                "total_p50_ms": round(statistics.median(totals), 1),
+                "total_p95_ms": round(percentile(totals, 0.95), 1),
+                "wall_s": round(wall, 1),
+            }
+            log(f"  {n} clients: {per_n[str(n)]}")
+    largest = per_n[str(max(clients))]
+    figures["answered"] = figure(largest["answered"], "answers", max(clients))
+    figures["dropped"] = figure(largest["dropped"], "answers", None)
+    figures["ttft_p50_ms"] = figure(largest["ttft_p50_ms"] or 0.0, "ms", per_n[str(min(clients))]["ttft_p50_ms"])
+    figures["ttft_p95_ms"] = figure(largest["ttft_p95_ms"] or 0.0, "ms", per_n[str(min(clients))]["ttft_p95_ms"])
+    return {
+        "name": "load",
+        "figures": figures,
+        "conditions": {
+            "per_clients": per_n,
+            "max_answer_tokens": max_tokens,
+            "model_slots": 1,
+            "baseline": f"the same figure with {min(clients)} client(s)",
+            "cpu_cores": os.cpu_count(),
+        },
+    }

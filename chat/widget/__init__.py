@@ -1,0 +1,1 @@
+"""The embeddable support widget: keys, allowed origins, visitor sessions, limits, tickets and the loader."""
