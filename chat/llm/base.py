@@ -13,7 +13,7 @@ class LLMError(Exception):
 class Generation:
     """Filled in by a backend while it streams."""
 
-    prompt_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: the server did not report it
     completion_tokens: int = 0
     finish_reason: str = ""
 

@@ -48,6 +48,7 @@ class OpenAICompatibleBackend:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        stats.prompt_tokens = None  # until the server reports usage (vLLM does; llama.cpp's Python server does not)
         try:
             with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
                 if response.status_code != 200:
