@@ -27,7 +27,18 @@ class CitationInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "conversation", "role", "answered", "stopped", "created_at"]
-    list_filter = ["role", "answered", "stopped"]
-    readonly_fields = ["conversation", "role", "text", "sources", "timings", "answered", "stopped", "created_at"]
+    list_display = ["__str__", "conversation", "role", "answered", "stopped", "feedback", "created_at"]
+    list_filter = ["role", "answered", "stopped", "feedback"]
+    readonly_fields = [
+        "conversation",
+        "role",
+        "text",
+        "sources",
+        "timings",
+        "answered",
+        "stopped",
+        "feedback",
+        "feedback_comment",
+        "created_at",
+    ]
     inlines = [CitationInline]

@@ -36,6 +36,8 @@ class Message(models.Model):
     timings = models.JSONField(default=dict, blank=True)
     answered = models.BooleanField(default=True)  # False: the knowledge base could not answer
     stopped = models.BooleanField(default=False)  # the user stopped the answer mid-way
+    feedback = models.SmallIntegerField(default=0, choices=[(1, "helpful"), (0, "none"), (-1, "not helpful")])
+    feedback_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

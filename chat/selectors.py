@@ -25,6 +25,7 @@ def conversation_history(*, conversation: Conversation) -> list[dict[str, Any]]:
                 "answered": message.answered,
                 "stopped": message.stopped,
                 "timings": message.timings,
+                "feedback": message.feedback,
             }
         )
     return history

@@ -344,3 +344,16 @@ def _done(
         "answered": answered,
         "stopped": message.stopped,
     }
+
+
+def message_feedback(*, user: Any, message_id: int, rating: int, comment: str = "") -> Message | None:
+    """Store a user's rating (+1, -1, 0 to clear) of one of their own answers; None if not theirs."""
+    if rating not in (-1, 0, 1):
+        raise ValueError("rating must be -1, 0 or 1")
+    message = Message.objects.filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__user=user).first()
+    if message is None:
+        return None
+    message.feedback = rating
+    message.feedback_comment = comment.strip()[:2000]
+    message.save(update_fields=["feedback", "feedback_comment"])
+    return message

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_POST
 
 from chat.selectors import conversation_history, conversations_for_user
+from chat.services import message_feedback
 from kb.selectors import knowledge_bases_for_user
 
 
@@ -30,3 +32,18 @@ def home(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
         "selected_kb": selected,
     }
     return render(request, "chat/home.html", context)
+
+
+@login_required
+@require_POST
+def feedback(request: HttpRequest, message_id: int) -> JsonResponse:
+    try:
+        rating = int(request.POST.get("rating", ""))
+        message = message_feedback(
+            user=request.user, message_id=message_id, rating=rating, comment=request.POST.get("comment", "")
+        )
+    except ValueError:
+        return JsonResponse({"error": "rating must be -1, 0 or 1"}, status=400)
+    if message is None:
+        raise Http404("No such answer")
+    return JsonResponse({"feedback": message.feedback, "comment": message.feedback_comment})

@@ -60,6 +60,43 @@
     return { item, text, meta, sources, raw: "", items: [] };
   }
 
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  // Thumbs up/down with an optional comment, and "regenerate" (the same question asked again).
+  function addActions(answer, messageId, feedback, question) {
+    const bar = el("div", "actions small");
+    const status = el("span", "muted");
+    const rate = (rating) => {
+      const comment = rating < 0 ? window.prompt("What was wrong with this answer? (optional)") || "" : "";
+      const body = new URLSearchParams({ rating: String(rating), comment: comment });
+      fetch("/messages/" + messageId + "/feedback/", {
+        method: "POST", body: body, headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",
+      }).then((r) => { status.textContent = r.ok ? " thanks for the feedback" : " feedback not saved"; });
+      up.classList.toggle("chosen", rating > 0);
+      down.classList.toggle("chosen", rating < 0);
+    };
+    const up = el("button", "link" + (feedback > 0 ? " chosen" : ""), "👍");
+    up.type = "button";
+    up.title = "Helpful";
+    up.addEventListener("click", () => rate(1));
+    const down = el("button", "link" + (feedback < 0 ? " chosen" : ""), "👎");
+    down.type = "button";
+    down.title = "Not helpful";
+    down.addEventListener("click", () => rate(-1));
+    bar.append(up, down);
+    if (question) {
+      const again = el("button", "link", "Regenerate");
+      again.type = "button";
+      again.addEventListener("click", () => ask(question));
+      bar.append(again);
+    }
+    bar.append(status);
+    answer.item.appendChild(bar);
+  }
+
   function finishAnswer(answer, citations, timings, flags) {
     window.DocentRender.renderAnswer(answer.text, answer.raw, answer.items);
     answer.text.classList.add("rendered");
@@ -110,7 +147,10 @@
         if (window.history && window.location.pathname === "/") {
           window.history.replaceState(null, "", "/c/" + conversation + "/");
         }
-        if (current) finishAnswer(current, event.citations, event.timings, event);
+        if (current) {
+          finishAnswer(current, event.citations, event.timings, event);
+          addActions(current, event.message_id, 0, current.question);
+        }
         current = null;
         setBusy(false);
         break;
@@ -159,16 +199,22 @@
     else pending.push(data);
   }
 
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const question = input.value.trim();
+  function ask(question) {
     if (!question || current || !kbSelect || !kbSelect.value) return;
     addUserMessage(question);
     current = addAnswer();
+    current.question = question;
     setBusy(true);
     send({ type: "ask", question: question, kb: kbSelect.value, conversation: conversation });
-    input.value = "";
     scrollDown();
+  }
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const question = input.value.trim();
+    if (!question || current) return;
+    ask(question);
+    input.value = "";
   });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
@@ -179,14 +225,17 @@
   stopButton.addEventListener("click", () => send({ type: "stop" }));
 
   const history = JSON.parse(document.getElementById("history").textContent || "[]");
+  let lastQuestion = null;
   for (const m of history) {
     if (m.role === "user") {
       addUserMessage(m.text);
+      lastQuestion = m.text;
     } else {
       const answer = addAnswer();
       answer.raw = m.text;
       answer.items = m.sources || [];
       finishAnswer(answer, m.citations, m.timings, m);
+      addActions(answer, m.id, m.feedback || 0, lastQuestion);
     }
   }
   scrollDown();
