@@ -21,12 +21,14 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
         from chat.llm import get_backend
         from kb import embedder
         from kb.ingest.nlp import ensure_spacy_model
+        from kb.language import search_text
 
         embedder.embed_query("warm up")
         backend = get_backend()
         if hasattr(backend, "load"):
             backend.load()
         ensure_spacy_model()
+        search_text("预热", "zh")  # jieba loads its dictionary (~1 s) on first use
 
     threading.Thread(target=_preload, name="preload", daemon=True).start()
 

@@ -101,3 +101,24 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"
+
+
+class TermStat(models.Model):
+    """How many chunks of a knowledge base, in one language, contain a lexeme (lexeme "" : all chunks).
+
+    Kept in step with the chunks by `kb.ingest.store`, so BM25's document frequencies and the refusal
+    check's "does this word occur anywhere" are index look-ups instead of counts over the chunks.
+    """
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
+    language = models.CharField(max_length=8)
+    lexeme = models.TextField()
+    df = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "language", "lexeme"], name="termstat_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lexeme or '(chunks)'}: {self.df}"

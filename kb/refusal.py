@@ -54,21 +54,10 @@ def identifiers(question: str) -> list[str]:
 
 
 def _present(scope: Scope, config: str, lexemes: list[str]) -> set[str]:
-    """Which of these lexemes occur in at least one passage of the scope (GIN index look-ups)."""
-    if not lexemes:
-        return set()
-    where, params = scope.where()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT q.lexeme FROM unnest(%s::text[]) AS q(lexeme)
-            WHERE EXISTS (
-                SELECT 1 FROM kb_chunk c WHERE {where} AND c.search_vector @@ quote_literal(q.lexeme)::tsquery
-            )
-            """,
-            [lexemes, *params],
-        )
-        return {row[0] for row in cursor.fetchall()}
+    """Which of these lexemes occur in at least one passage of the scope's base and language."""
+    from kb.retrieval import term_frequencies
+
+    return set(term_frequencies(scope=scope, lexemes=lexemes)[1]) if lexemes else set()
 
 
 def _lexemes(config: str, text: str) -> list[str]:

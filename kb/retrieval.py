@@ -26,8 +26,8 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 # Full-text candidates pre-ranked by ts_rank before exact BM25 scoring: bounds the work per query.
 BM25_POOL = 400
-# Query terms in more than this share of chunks do not select candidates (they still score).
-COMMON_TERM_SHARE = 0.25
+# Rows the candidate-selecting terms may match before more common terms stop being added (they still score).
+CANDIDATE_BUDGET = 5000
 
 
 class Mode(StrEnum):
@@ -109,32 +109,49 @@ def _tsquery_any(lexemes: list[str]) -> str:
     return " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
 
 
-def query_terms(*, scope: Scope, question: str, language: str) -> list[tuple[str, float]]:
-    """The question's lexemes with their BM25 inverse document frequency within the scope."""
-    where, params = scope.where()
+def term_frequencies(*, scope: Scope, lexemes: list[str]) -> tuple[int, dict[str, int]]:
+    """Chunks in the scope's base and language, and how many of them hold each lexeme (from kb_termstat).
+
+    Document and tag filters do not narrow these statistics: IDF over the whole base ranks as well and
+    stays one index look-up.
+    """
+    language_clause = "AND language = %s" if scope.language else ""
+    params: list[Any] = [scope.knowledge_base_id, ["", *lexemes]]
+    if scope.language:
+        params.append(scope.language)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT lexeme, sum(df) FROM kb_termstat
+            WHERE knowledge_base_id = %s AND lexeme = ANY(%s) {language_clause} AND df > 0
+            GROUP BY lexeme
+            """,
+            params,
+        )
+        counts = {row[0]: int(row[1]) for row in cursor.fetchall()}
+    return counts.pop("", 0), counts
+
+
+def question_lexemes(question: str, language: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))",
             [search_config(language), search_text(question, language)],
         )
-        lexemes = [row[0] for row in cursor.fetchall()]
-        if not lexemes:
-            return []
-        cursor.execute(
-            f"""
-            SELECT (SELECT count(*) FROM kb_chunk c WHERE {where}),
-                   term.lexeme,
-                   (SELECT count(*) FROM kb_chunk c WHERE {where} AND c.search_vector @@ term.lexeme::tsquery)
-            FROM unnest(%s::text[]) AS term(lexeme)
-            """,
-            [*params, *params, ["'" + lex.replace("'", "''") + "'" for lex in lexemes]],
-        )
-        rows = cursor.fetchall()
+        return [row[0] for row in cursor.fetchall()]
+
+
+def query_terms(*, scope: Scope, question: str, language: str) -> list[tuple[str, float, int]]:
+    """The question's lexemes that occur in the scope, with BM25 inverse document frequency and df."""
+    lexemes = question_lexemes(question, language)
+    if not lexemes:
+        return []
+    total, df = term_frequencies(scope=scope, lexemes=lexemes)
     # Terms absent from the scope cannot match; they are dropped rather than given an infinite weight.
     return [
-        (quoted[1:-1].replace("''", "'"), math.log(1 + (total - df + 0.5) / (df + 0.5)))
-        for total, quoted, df in rows
-        if df
+        (lexeme, math.log(1 + (total - df[lexeme] + 0.5) / (df[lexeme] + 0.5)), df[lexeme])
+        for lexeme in lexemes
+        if lexeme in df
     ]
 
 
@@ -143,11 +160,20 @@ def fulltext_search(*, scope: Scope, question: str, language: str, limit: int) -
     terms = query_terms(scope=scope, question=question, language=language)
     if not terms:
         return []
-    # Candidates come from the informative terms: a question's common words would select half the base.
-    max_idf = max(idf for _, idf in terms)
-    informative = [lex for lex, idf in terms if idf >= math.log(1 + (1 - COMMON_TERM_SHARE) / COMMON_TERM_SHARE)]
-    selecting = informative or [lex for lex, idf in terms if idf == max_idf]
+    # Candidates come from the rarest terms, as many as keep the candidate set near CANDIDATE_BUDGET rows:
+    # a question's common words would otherwise make Postgres rank half the base.
+    selecting: list[str] = []
+    covered = 0
+    for lexeme, _, df in sorted(terms, key=lambda t: t[2]):
+        if selecting and covered + df > CANDIDATE_BUDGET:
+            break
+        selecting.append(lexeme)
+        covered += df
     where, params = scope.where()
+    selector = _tsquery_any(selecting)
+    # Pre-ranking costs one ts_rank per matching row; past the budget (a question of only common words)
+    # any BM25_POOL matches are scored instead: such a question carries little to rank by anyway.
+    pre_rank = "ORDER BY ts_rank(c.search_vector, %s::tsquery) DESC" if covered <= CANDIDATE_BUDGET else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -155,7 +181,7 @@ def fulltext_search(*, scope: Scope, question: str, language: str, limit: int) -
             candidates AS (
                 SELECT c.id, c.search_vector FROM kb_chunk c
                 WHERE {where} AND c.search_vector @@ %s::tsquery
-                ORDER BY ts_rank(c.search_vector, %s::tsquery) DESC LIMIT %s
+                {pre_rank} LIMIT %s
             ),
             stats AS (SELECT greatest(avg(length(search_vector)), 1)::float8 AS avgdl FROM candidates)
             SELECT c.id,
@@ -173,8 +199,8 @@ def fulltext_search(*, scope: Scope, question: str, language: str, limit: int) -
                 [t[0] for t in terms],
                 [t[1] for t in terms],
                 *params,
-                _tsquery_any(selecting),
-                _tsquery_any(selecting),
+                selector,
+                *([selector] if pre_rank else []),
                 BM25_POOL,
                 BM25_K1 + 1,
                 BM25_K1,

@@ -106,7 +106,10 @@ def document_reingest(*, document: Document) -> None:
 
 def document_delete(*, document: Document) -> None:
     storage, name = document.file.storage, document.file.name
+    from kb.ingest.store import update_term_stats
+
     with transaction.atomic():
+        update_term_stats(document_id=document.pk, sign=-1)
         document.delete()  # chunks go with it (ON DELETE CASCADE)
         transaction.on_commit(lambda: storage.delete(name) if name else None)
 

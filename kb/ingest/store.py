@@ -10,10 +10,31 @@ from kb.language import search_config, search_text
 from kb.models import Chunk, Document
 
 
+def update_term_stats(*, document_id: int, sign: int) -> None:
+    """Add (sign=1) or remove (sign=-1) a document's chunks from its knowledge base's term statistics."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO kb_termstat (knowledge_base_id, language, lexeme, df)
+            SELECT * FROM (
+                SELECT c.knowledge_base_id, c.language, u.lexeme, %s * count(*)
+                FROM kb_chunk c, unnest(c.search_vector) u WHERE c.document_id = %s GROUP BY 1, 2, 3
+                UNION ALL
+                SELECT knowledge_base_id, language, '', %s * count(*) FROM kb_chunk WHERE document_id = %s GROUP BY 1, 2
+            ) AS counts
+            -- one order for every writer, so two workers updating the same base cannot deadlock
+            ORDER BY 3
+            ON CONFLICT (knowledge_base_id, language, lexeme) DO UPDATE SET df = kb_termstat.df + EXCLUDED.df
+            """,
+            [sign, document_id, sign, document_id],
+        )
+
+
 @transaction.atomic
 def store_chunks(*, document: Document, drafts: list[ChunkDraft], embeddings: np.ndarray, languages: list[str]) -> int:
     if not (len(drafts) == len(embeddings) == len(languages)):
         raise ValueError("drafts, embeddings and languages must have the same length")
+    update_term_stats(document_id=document.pk, sign=-1)
     Chunk.objects.filter(document=document).delete()
     chunks = Chunk.objects.bulk_create(
         [
@@ -46,4 +67,5 @@ def store_chunks(*, document: Document, drafts: list[ChunkDraft], embeddings: np
                 [search_text(f"{c.heading}\n{c.text}", c.language) for c in chunks],
             ],
         )
+    update_term_stats(document_id=document.pk, sign=1)
     return len(chunks)
