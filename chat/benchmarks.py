@@ -10,11 +10,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,7 +24,7 @@ from django.test import Client
 
 from chat.llm.llama import model_path
 from chat.prompts import STOP_SEQUENCES, PromptSource, build_messages
-from config.services import free_port, port_open
+from config.services import free_port, port_open, start_redis
 from kb import retrieval
 from kb.benchmarks import BASE_DIR, figure, percentile
 from kb.models import KnowledgeBase
@@ -59,19 +61,27 @@ def session_cookie() -> str:
 def docent_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Daphne serving Docent on a free port, on this process's database and Redis."""
     port = free_port()
+    redis_url, redis = settings.REDIS_URL, None
+    parts = urlsplit(redis_url)
+    if not port_open(parts.hostname or "127.0.0.1", parts.port or 6379):
+        # No `make run` up: the benchmark brings its own Redis (channel layer and limits need one).
+        redis_port = free_port()
+        redis = start_redis(redis_port, Path(tempfile.mkdtemp(prefix="docent-bench-redis-")))
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
     env = {
         **os.environ,
         "DATABASE_URL": settings.DATABASE_URL,
-        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_URL": redis_url,
         "DOCENT_PRELOAD": "1",
         **(extra_env or {}),
     }
+    log = open(Path(tempfile.gettempdir()) / f"docent-bench-daphne-{port}.log", "wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=BASE_DIR,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -83,6 +93,10 @@ def docent_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(20)
+        log.close()
+        if redis is not None:
+            redis.terminate()
+            redis.wait(10)
 
 
 async def ask_over_websocket(host: str, cookie: str, kb: str, question: str) -> dict[str, Any]:

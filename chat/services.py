@@ -215,6 +215,15 @@ class ThreadedGeneration:
         try:
             while True:
                 kind, value = await pieces.get()
+                # Pieces that arrived while the last frame was being sent go out together: when the
+                # client or the loop is the bottleneck, fewer frames; when not, one frame per token.
+                while kind == "piece" and not pieces.empty():
+                    next_kind, next_value = pieces.get_nowait()
+                    if next_kind != "piece":
+                        yield value
+                        kind, value = next_kind, next_value
+                        break
+                    value += next_value
                 if kind == "piece":
                     yield value
                 elif kind == "end":

@@ -6,6 +6,7 @@ import atexit
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,10 @@ class LlamaCppBackend:
     name = "llama-cpp"
     slots = 1
 
+    # llama-cpp-python samples each token in Python, so the generation thread and the event loop take
+    # turns on the GIL; at CPython's default 5 ms switch interval every token can wait 5 ms for it.
+    SWITCH_INTERVAL_S = 0.0005
+
     def __init__(self) -> None:
         self._llama: Any = None
         self._load_lock = threading.Lock()
@@ -56,6 +61,8 @@ class LlamaCppBackend:
             with self._load_lock:
                 if self._llama is None:
                     from llama_cpp import Llama
+
+                    sys.setswitchinterval(min(sys.getswitchinterval(), self.SWITCH_INTERVAL_S))
 
                     path = model_path()
                     if not path.is_file():
