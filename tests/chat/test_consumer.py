@@ -177,3 +177,28 @@ async def test_open_sockets_are_limited_and_released(manual_kb, user, settings):
     await first.disconnect()
     third = await connect(user)  # the slot came back when the first socket closed
     await third.disconnect()
+
+
+async def test_a_client_leaving_mid_answer_stops_generation_and_frees_the_model(manual_kb, user):
+    import asyncio
+
+    from chat.services import generation_queue
+
+    communicator = await connect(user)
+    await communicator.send_json_to({"type": "ask", "question": QUESTION, "kb": manual_kb.slug, "conversation": None})
+    assert (await communicator.receive_json_from(timeout=60))["type"] == "sources"
+    assert (await communicator.receive_json_from(timeout=60))["type"] == "token"
+    queue = generation_queue(1)
+    assert queue.active == 1
+    await communicator.disconnect()
+    for _ in range(100):  # the worker thread notices within a token and gives the slot back
+        if queue.active == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert queue.active == 0 and not queue.waiting
+    again = await connect(user)  # and the next client is served
+    await again.send_json_to(
+        {"type": "ask", "question": "What does E7 mean?", "kb": manual_kb.slug, "conversation": None}
+    )
+    assert (await collect_answer(again))[-1]["type"] == "done"
+    await again.disconnect()
