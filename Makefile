@@ -13,7 +13,7 @@ run: setup
 test: setup
 	$(PY) -m config.launcher test
 
-setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server
+setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server /usr/bin/chromium
 
 # pip keeps built wheels in its cache, so llama-cpp-python compiles once per machine, not once per venv.
 $(STAMP): pyproject.toml requirements.lock
@@ -31,6 +31,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 /usr/bin/redis-server:
 	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+# The widget's browser tests run Debian's headless Chromium (Playwright drives it; it downloads no browser).
+/usr/bin/chromium:
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

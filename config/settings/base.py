@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "channels",
     "kb",
     "chat",
+    "chat.widget",
 ]
 
 MIDDLEWARE = [
@@ -177,6 +178,18 @@ DOCENT_TRUST_X_FORWARDED_FOR = env_bool("DOCENT_TRUST_X_FORWARDED_FOR", False)  
 # question is searched with them), "model", "combine" or "off".
 DOCENT_CONDENSE = env("DOCENT_CONDENSE", "auto")
 DOCENT_MAX_FRAME_BYTES = 16 * 1024
+
+# Where visitors and customers' sites reach Docent: the widget snippet's script URL and links in mails.
+DOCENT_PUBLIC_URL = env("DOCENT_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# Mail ("Talk to a person" tickets): printed to the console unless an SMTP server is configured.
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "docent@localhost")
 
 # Offline by design: models come from installed packages or local paths, never from a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

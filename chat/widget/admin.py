@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.postgres.forms import SimpleArrayField
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from chat.widget.models import Ticket, WidgetConversation, WidgetKey
+from chat.widget.services import widget_key_rotate, widget_snippet
+
+
+class LinesField(SimpleArrayField):
+    """A list edited one item a line (questions hold commas, so the default comma list will not do)."""
+
+    def __init__(self, base_field: forms.Field, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 4}))
+        super().__init__(base_field, delimiter="\n", **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = "\n".join(line.strip() for line in value.splitlines() if line.strip())
+        return super().to_python(value)
+
+
+class WidgetKeyForm(forms.ModelForm):
+    allowed_origins = LinesField(
+        forms.CharField(max_length=200),
+        required=False,
+        help_text=WidgetKey._meta.get_field("allowed_origins").help_text,
+    )
+    suggested_questions = LinesField(forms.CharField(max_length=300), required=False, help_text="One a line.")
+
+    class Meta:
+        model = WidgetKey
+        fields = [
+            "knowledge_base",
+            "enabled",
+            "allowed_origins",
+            "title",
+            "greeting",
+            "suggested_questions",
+            "colour",
+            "position",
+            "show_sources",
+            "handoff_text",
+            "support_email",
+            "visitor_messages_per_minute",
+            "ip_messages_per_minute",
+            "messages_per_day",
+        ]
+
+
+def _conversation_link(conversation_id: int | None) -> str:
+    if conversation_id is None:
+        return "—"
+    url = reverse("admin:chat_conversation_change", args=[conversation_id])
+    return format_html('<a href="{}">Conversation {}</a>', url, conversation_id)
+
+
+@admin.register(WidgetKey)
+class WidgetKeyAdmin(admin.ModelAdmin):
+    form = WidgetKeyForm
+    list_display = ["title", "knowledge_base", "origins", "enabled", "show_sources", "created_at"]
+    list_filter = ["enabled", "knowledge_base"]
+    readonly_fields = ["key", "snippet", "created_at", "updated_at"]
+    actions = ["rotate"]
+    fieldsets = [
+        (None, {"fields": ["knowledge_base", "enabled", "allowed_origins", "key", "snippet"]}),
+        ("Appearance", {"fields": ["title", "greeting", "suggested_questions", "colour", "position", "show_sources"]}),
+        ("Talk to a person", {"fields": ["handoff_text", "support_email"]}),
+        ("Rate limits", {"fields": ["visitor_messages_per_minute", "ip_messages_per_minute", "messages_per_day"]}),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="allowed origins")
+    def origins(self, obj: WidgetKey) -> str:
+        return ", ".join(obj.allowed_origins) or "none (no site may embed it)"
+
+    @admin.display(description="snippet to paste")
+    def snippet(self, obj: WidgetKey) -> str:
+        if obj.pk is None:
+            return "Save the key to get its snippet."
+        return format_html("<code>{}</code>", widget_snippet(key=obj))
+
+    @admin.action(description="Rotate the public key (pasted snippets stop working)")
+    def rotate(self, request: HttpRequest, queryset: QuerySet[WidgetKey]) -> None:
+        for key in queryset:
+            widget_key_rotate(key=key)
+        self.message_user(request, f"Rotated {queryset.count()} key(s); paste the new snippets.", messages.WARNING)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WidgetConversation)
+class WidgetConversationAdmin(ReadOnlyAdmin):
+    """Visitors' conversations; each is also a Conversation (with no user) in the chat admin."""
+
+    list_display = ["__str__", "key", "origin", "visitor", "created_at", "conversation_link"]
+    list_filter = ["key"]
+    search_fields = ["conversation__title", "visitor_id", "origin"]
+    readonly_fields = ("conversation_link", "key", "visitor_id", "origin", "ip", "created_at", "transcript")
+    fields = ("conversation_link", "key", "visitor_id", "origin", "ip", "created_at", "transcript")
+
+    @admin.display(description="visitor")
+    def visitor(self, obj: WidgetConversation) -> str:
+        return obj.visitor_id[:8]
+
+    @admin.display(description="conversation")
+    def conversation_link(self, obj: WidgetConversation) -> str:
+        return _conversation_link(obj.conversation_id)
+
+    @admin.display(description="transcript")
+    def transcript(self, obj: WidgetConversation) -> str:
+        rows = [
+            ("Visitor" if m.role == "user" else "Answer", m.created_at.strftime("%Y-%m-%d %H:%M"), m.text)
+            for m in obj.conversation.messages.all()
+        ]
+        return format_html(
+            '<div style="white-space:pre-wrap">{}</div>',
+            format_html_join("", "<p><strong>{}</strong> <small>{}</small><br>{}</p>", rows),
+        )
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "email", "key", "created_at", "conversation_link", "mailed_at", "handled"]
+    list_filter = ["handled", "key"]
+    list_editable = ["handled"]
+    search_fields = ["email", "message"]
+    readonly_fields = (
+        "key",
+        "email",
+        "message",
+        "conversation_link",
+        "visitor_id",
+        "origin",
+        "mailed_to",
+        "mailed_at",
+        "created_at",
+    )
+    fields = (
+        "key",
+        "email",
+        "message",
+        "conversation_link",
+        "visitor_id",
+        "origin",
+        "mailed_to",
+        "mailed_at",
+        "created_at",
+        "handled",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="conversation")
+    def conversation_link(self, obj: Ticket) -> str:
+        return _conversation_link(obj.conversation_id)
