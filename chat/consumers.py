@@ -75,23 +75,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.ask(frame)
 
-    async def ask(self, frame: dict[str, Any]) -> None:
+    async def checked_question(self, frame: dict[str, Any]) -> tuple[str, int | None] | None:
+        """The frame's question and conversation id, or None after an error frame saying what is wrong."""
         if self.current is not None and not self.current.done():
             await self.error("busy", "An answer is still being written; send `stop` first.")
-            return
+            return None
         question = frame.get("question")
         if not isinstance(question, str) or not question.strip():
             await self.error("empty_question", "The question is empty.")
-            return
+            return None
         if len(question) > settings.DOCENT_MAX_QUESTION_CHARS:
             await self.error(
                 "question_too_long", f"Questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters."
             )
-            return
+            return None
         conversation = frame.get("conversation")
         if conversation is not None and (not isinstance(conversation, int) or isinstance(conversation, bool)):
             await self.error("bad_request", "`conversation` is a number or null.")
+            return None
+        return question, conversation
+
+    async def ask(self, frame: dict[str, Any]) -> None:
+        checked = await self.checked_question(frame)
+        if checked is None:
             return
+        question, conversation = checked
         slug = frame.get("kb")
         knowledge_base = (
             await database_sync_to_async(knowledge_base_for_user)(user=self.user, slug=slug)

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 
 from chat import limits
 from chat.consumers import ChatConsumer
@@ -81,22 +80,10 @@ class WidgetConsumer(ChatConsumer):
         await super().send_event(event)
 
     async def ask(self, frame: dict[str, Any]) -> None:
-        if self.current is not None and not self.current.done():
-            await self.error("busy", "An answer is still being written; send `stop` first.")
+        checked = await self.checked_question(frame)
+        if checked is None:
             return
-        question = frame.get("question")
-        if not isinstance(question, str) or not question.strip():
-            await self.error("empty_question", "The question is empty.")
-            return
-        if len(question) > settings.DOCENT_MAX_QUESTION_CHARS:
-            await self.error(
-                "question_too_long", f"Questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters."
-            )
-            return
-        conversation = frame.get("conversation")
-        if conversation is not None and (not isinstance(conversation, int) or isinstance(conversation, bool)):
-            await self.error("bad_request", "`conversation` is a number or null.")
-            return
+        question, conversation = checked
         # The key as it is now: disabling it, rotating it or removing the page's origin ends open chats too,
         # and changed limits apply at once.
         key = await database_sync_to_async(widget_key_enabled)(key=self.access.key.key)
