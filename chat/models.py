@@ -54,6 +54,9 @@ class Citation(models.Model):
     chunk = models.ForeignKey(Chunk, null=True, on_delete=models.SET_NULL, related_name="citations")
     number = models.PositiveSmallIntegerField()
     quote = models.TextField(blank=True)
+    # Character offsets of the quoted span in the chunk's text; null when the whole passage is cited.
+    start = models.PositiveIntegerField(null=True, blank=True)
+    end = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["message_id", "number"]

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from chat.models import Conversation
+from chat.models import Conversation, Message
 
 
 def conversations_for_user(*, user: Any) -> QuerySet[Conversation]:
@@ -22,6 +22,7 @@ def conversation_history(*, conversation: Conversation) -> list[dict[str, Any]]:
                 "text": message.text,
                 "sources": message.sources,
                 "citations": [c.number for c in message.citations.all()],
+                "citation_urls": citation_urls(message),
                 "answered": message.answered,
                 "stopped": message.stopped,
                 "timings": message.timings,
@@ -29,3 +30,14 @@ def conversation_history(*, conversation: Conversation) -> list[dict[str, Any]]:
             }
         )
     return history
+
+
+def cited_url(source_url: str, start: int | None, end: int | None) -> str:
+    """The passage link of a citation: it highlights the quoted span when there is one."""
+    return f"{source_url}?hl={start}-{end}" if start is not None and end is not None else source_url
+
+
+def citation_urls(message: Message) -> dict[int, str]:
+    """Each cited source's link, highlighting the quoted span (`done` frames and reloaded history)."""
+    urls = {s["n"]: s["url"] for s in message.sources}
+    return {c.number: cited_url(urls[c.number], c.start, c.end) for c in message.citations.all() if c.number in urls}

@@ -24,9 +24,10 @@ from chat.followup import standalone_question
 from chat.llm import Generation, LLMError, get_backend
 from chat.models import Citation, Conversation, Message
 from chat.prompts import PromptSource, build_messages
+from chat.selectors import citation_urls
 from chat.streaming import CitationStream
 from kb import retrieval
-from kb.models import KnowledgeBase
+from kb.models import Chunk, KnowledgeBase
 
 SNIPPET_CHARS = 240
 
@@ -145,6 +146,11 @@ def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None) -> r
     )
 
 
+def quote_span(text: str, quote: str) -> dict[str, int | None]:
+    start = text.find(quote) if quote else -1
+    return {"start": start, "end": start + len(quote)} if start >= 0 else {"start": None, "end": None}
+
+
 def _save_answer(
     *,
     conversation: Conversation,
@@ -156,6 +162,7 @@ def _save_answer(
     stopped: bool,
 ) -> Message:
     by_number = {s["n"]: s for s in sources}
+    texts = dict(Chunk.objects.filter(pk__in=[s["chunk_id"] for s in sources]).values_list("pk", "text"))
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,
@@ -168,7 +175,13 @@ def _save_answer(
         )
         Citation.objects.bulk_create(
             [
-                Citation(message=message, chunk_id=by_number[c.number]["chunk_id"], number=c.number, quote=c.quote)
+                Citation(
+                    message=message,
+                    chunk_id=by_number[c.number]["chunk_id"],
+                    number=c.number,
+                    quote=c.quote,
+                    **quote_span(texts.get(by_number[c.number]["chunk_id"], ""), c.quote),
+                )
                 for c in citations
             ]
         )
@@ -338,7 +351,9 @@ async def answer(
         answered=True,
         stopped=stop.is_set(),
     )
-    yield _done(message, conversation, [c.number for c in citations], timings, answered=True)
+    done = _done(message, conversation, [c.number for c in citations], timings, answered=True)
+    done["citation_urls"] = await sync_to_async(citation_urls)(message)
+    yield done
 
 
 def _done(

@@ -77,7 +77,19 @@ def passage(request: HttpRequest, document_id: int, chunk_id: int) -> HttpRespon
     document, chunks, cited = found
     index = chunks.index(cited)
     window = chunks[max(0, index - PASSAGE_CONTEXT) : index + PASSAGE_CONTEXT + 1]
-    return render(request, "kb/passage.html", {"document": document, "chunks": window, "cited": cited})
+    context = {"document": document, "chunks": window, "cited": cited, "span": _span(request, cited.text)}
+    return render(request, "kb/passage.html", context)
+
+
+def _span(request: HttpRequest, text: str) -> tuple[str, str, str] | None:
+    """?hl=START-END: the cited chunk's text cut around the quoted span (escaped by the template)."""
+    try:
+        start, end = (int(part) for part in request.GET.get("hl", "").split("-", 1))
+    except ValueError:
+        return None
+    if not 0 <= start < end <= len(text):
+        return None
+    return text[:start], text[start:end], text[end:]
 
 
 @login_required

@@ -98,6 +98,9 @@
   }
 
   function finishAnswer(answer, citations, timings, flags) {
+    // A cited source's link opens the viewer with the quoted span highlighted.
+    const urls = flags.citation_urls || {};
+    answer.items = answer.items.map((s) => (urls[s.n] ? Object.assign({}, s, { url: urls[s.n] }) : s));
     window.DocentRender.renderAnswer(answer.text, answer.raw, answer.items);
     answer.text.classList.add("rendered");
     renderSources(answer.sources, answer.items, citations);

@@ -1,5 +1,7 @@
 """Citations when the model writes no markers: answer sentences matched to source sentences."""
 
+import pytest
+
 from chat.citations import attribute
 
 RESET = (
@@ -31,3 +33,43 @@ def test_an_unsupported_answer_cites_nothing():
 def test_chinese_answers_are_matched_on_characters():
     source = "同时按住 TEMP 和 POWER 键 10 秒，直到环形灯闪烁三次蓝光。"
     assert [c.number for c in attribute("同时按住TEMP和POWER键10秒，直到环形灯闪烁蓝光。", {4: source})] == [4]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attributed_citation_links_to_its_highlighted_span(client, user):
+    from io import BytesIO
+
+    from chat.citations import Attribution
+    from chat.models import Citation, Conversation, Message
+    from chat.selectors import citation_urls
+    from chat.services import _save_answer
+    from kb.ingest.pipeline import run_pipeline
+    from kb.models import Chunk
+    from kb.services import document_create, knowledge_base_create
+
+    knowledge_base = knowledge_base_create(slug="span", name="Span")
+    document = document_create(
+        knowledge_base=knowledge_base, content=BytesIO(RESET.encode()), filename="reset.txt", enqueue=False
+    ).document
+    run_pipeline(document)
+    chunk = Chunk.objects.get(document=document)
+    conversation = Conversation.objects.create(user=user, knowledge_base=knowledge_base)
+    quote = "Release the buttons."
+    source = {"n": 1, "chunk_id": chunk.pk, "url": f"/kb/documents/{document.pk}/passage/{chunk.pk}/"}
+    message = _save_answer(
+        conversation=conversation,
+        text="Release them.",
+        sources=[source],
+        citations=[Attribution(1, quote)],
+        timings={},
+        answered=True,
+        stopped=False,
+    )
+    citation = Citation.objects.get(message=message)
+    assert chunk.text[citation.start : citation.end] == quote
+    url = citation_urls(Message.objects.get(pk=message.pk))[1]
+    assert url.endswith(f"?hl={citation.start}-{citation.end}")
+    client.force_login(user)
+    page = client.get(url)
+    assert f'<mark id="quote">{quote}</mark>'.encode() in page.content
+    assert client.get(url.replace("?hl=", "?hl=99999-")).status_code == 200  # a bad span highlights the chunk
