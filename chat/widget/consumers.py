@@ -77,6 +77,9 @@ class WidgetConsumer(ChatConsumer):
             # Passage links of the widget's own viewer, which serves exactly the passages shown here.
             items = await database_sync_to_async(widget_sources_show)(access=self.access, items=event["items"])
             event = {**event, "items": items}
+        elif event.get("type") == "done":
+            # Staff viewer links (/kb/...) mean nothing to a visitor: the widget's own passage links stand.
+            event = {k: v for k, v in event.items() if k != "citation_urls"}
         await super().send_event(event)
 
     async def ask(self, frame: dict[str, Any]) -> None:
