@@ -178,6 +178,9 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
             for question in QUESTIONS:
                 product.append(asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, question)))
                 log(f"  product: ttft {product[-1]['ttft_ms']:.0f} ms, {product[-1].get('tokens_per_s', 0):.1f} tok/s")
+    failed = [r["error"] for r in product if r.get("error")]
+    if failed:
+        raise RuntimeError(f"{len(failed)} answers ended in error frames: {sorted(set(failed))}")
     bare = []
     for _ in range(rounds):
         for question in QUESTIONS:
