@@ -62,10 +62,6 @@ def get_model() -> SentenceTransformer:
     return _model
 
 
-def is_loaded() -> bool:
-    return _model is not None
-
-
 def embed_documents(texts: list[str]) -> np.ndarray:
     if not texts:
         import numpy as np

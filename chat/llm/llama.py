@@ -117,9 +117,6 @@ class LlamaCppBackend:
     def parameters(self) -> int:
         return int(self.load()._model.n_params())
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
     def health(self) -> str:
         try:
             path = model_path()
