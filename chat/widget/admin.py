@@ -146,18 +146,7 @@ class TicketAdmin(admin.ModelAdmin):
         "mailed_at",
         "created_at",
     )
-    fields = (
-        "key",
-        "email",
-        "message",
-        "conversation_link",
-        "visitor_id",
-        "origin",
-        "mailed_to",
-        "mailed_at",
-        "created_at",
-        "handled",
-    )
+    fields = (*readonly_fields, "handled")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
