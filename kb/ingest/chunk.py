@@ -20,7 +20,8 @@ class Block:
 
     text: str
     kind: str = "text"  # "title" for headings; anything else is body text
-    page: int | None = None
+    page: int | None = None  # page, slide or sheet number (1-based)
+    level: int | None = None  # a heading's depth (1 = top) when the format tells it
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class ChunkDraft:
     text: str
     page: int | None
     heading: str
+    start: int = 0  # character offsets of `text` in the document's extracted text
+    end: int = 0
 
 
 # A sentence ends at . ! ? followed by space, or right after CJK full stops, which need no space.
