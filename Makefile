@@ -13,7 +13,7 @@ run: setup
 test: setup
 	$(PY) -m config.launcher test
 
-setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server /usr/bin/chromium
+setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server /usr/bin/chromium /usr/bin/tesseract
 
 # pip keeps built wheels in its cache, so llama-cpp-python compiles once per machine, not once per venv.
 $(STAMP): pyproject.toml requirements.lock
@@ -35,6 +35,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 # The widget's browser tests run Debian's headless Chromium (Playwright drives it; it downloads no browser).
 /usr/bin/chromium:
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Scanned PDFs are OCRed with Debian's tesseract (English, French and Simplified Chinese; kb/ingest/ocr.py).
+/usr/bin/tesseract:
+	command -v tesseract >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-fra tesseract-ocr-chi-sim; }
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

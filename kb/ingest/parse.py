@@ -1,19 +1,35 @@
-"""Turn a stored file into text blocks with page numbers, through `unstructured`.
+"""Turn a stored file into text blocks with page numbers and heading levels.
 
-The file's type comes from its bytes, never from its name, and every way a file can be unusable
-(empty, corrupt, encrypted, a zip bomb, an unsupported format) raises `ParseError` with a sentence a
-user can act on.
+The file's type comes from its bytes, never from its name (the name only tells Markdown from plain
+text and lowers the bar for CSV), and every way a file can be unusable (empty, corrupt, encrypted, a
+zip bomb, hostile XML, an unsupported format) raises `ParseError` with one sentence a user can act on.
+
+What each format yields (`Block.page`, `Block.level`):
+- PDF: pdfium's text layer (kb/ingest/pdf.py), page numbers; pages that are only scanned images are
+  OCRed (kb/ingest/ocr.py) when tesseract is installed.
+- DOCX: `unstructured`; Title/Heading N styles become title blocks of level N; no page numbers.
+- PPTX: `unstructured`; page is the slide number, the slide's title is a level-1 title block.
+- XLSX: openpyxl (kb/ingest/sheets.py); page is the sheet number, the sheet name a level-1 title
+  block, each row "Header: value; ..." under its header.
+- CSV (comma, semicolon or tab, detected from the content): the same row rendering; no pages.
+- HTML and Markdown: `unstructured`; h1-h6 and #-###### become title blocks of levels 1-6.
+- Plain text: `unstructured`; short lines that look like headings become title blocks without a level.
+Tables in DOCX, PPTX and HTML are rendered row by row like sheets.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
+from kb.ingest import ocr, safety, sheets
 from kb.ingest.chunk import Block
 
 logger = logging.getLogger(__name__)
@@ -21,6 +37,8 @@ logger = logging.getLogger(__name__)
 # unstructured categories that are page furniture rather than content
 _SKIPPED_CATEGORIES = {"Header", "Footer", "PageBreak", "PageNumber", "Image", "Figure"}
 _TITLE_CATEGORIES = {"Title"}
+# Formats whose title elements carry a real depth (heading styles, h1-h6, #-######)
+_LEVELLED_KINDS = {"docx", "html", "markdown"}
 
 MAX_ZIP_UNCOMPRESSED = 200 * 1024 * 1024
 MAX_ZIP_RATIO = 100
@@ -60,14 +78,23 @@ def sniff(path: Path, original_name: str = "") -> FileKind:
         return FileKind("pdf", "application/pdf")
     if head.startswith(b"PK\x03\x04"):
         return _sniff_zip(path)
-    if head.startswith((b"\xd0\xcf\x11\xe0", b"\x7fELF", b"MZ", b"\x1f\x8b", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ParseError(
+            "Legacy Office files (.doc, .xls, .ppt) and password-protected Office documents are not supported; "
+            "save the file as an unprotected DOCX, XLSX or PPTX."
+        )
+    if head.startswith((b"\x7fELF", b"MZ", b"\x1f\x8b", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
         raise ParseError("This file type is not supported (binary data that is not PDF, HTML, text or Office XML).")
     text = _decode(head, partial=True)
     lowered = text.lstrip("\ufeff \t\r\n").lower()
     if lowered.startswith(("<!doctype html", "<html")) or "<body" in lowered[:4096] or "<p>" in lowered[:4096]:
         return FileKind("html", "text/html")
-    if original_name.lower().endswith((".md", ".markdown")):
+    name = original_name.lower()
+    if name.endswith((".md", ".markdown")):
         return FileKind("markdown", "text/markdown")
+    truncated = len(head) == 8192
+    if sheets.csv_delimiter(text.lstrip("\ufeff"), truncated=truncated, named_csv=name.endswith((".csv", ".tsv"))):
+        return FileKind("csv", "text/csv")
     return FileKind("text", "text/plain")
 
 
@@ -103,8 +130,13 @@ def _sniff_zip(path: Path) -> FileKind:
                     "refused as a possible zip bomb."
                 )
             names = {m.filename for m in members}
-    except zipfile.BadZipFile as exc:
-        raise ParseError(f"The file looks like an Office document but its archive is corrupt ({exc}).") from exc
+            if any(marker in names for marker in _ZIP_TYPES):
+                safety.check_office_xml(archive)
+    except safety.UnsafeFile as exc:
+        raise ParseError(str(exc)) from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        logger.info("corrupt Office archive %s: %r", path, exc)
+        raise ParseError("The file looks like an Office document, but its ZIP archive is corrupt.") from exc
     for marker, (name, content_type) in _ZIP_TYPES.items():
         if marker in names:
             return FileKind(name, content_type)
@@ -121,7 +153,8 @@ def _check_pdf(path: Path) -> int:
         message = str(exc)
         if "password" in message.lower():
             raise ParseError("The PDF is encrypted with a password; upload an unprotected copy.") from exc
-        raise ParseError(f"The PDF is corrupt or truncated and cannot be read ({message}).") from exc
+        logger.info("corrupt PDF %s: %s", path, message)
+        raise ParseError("The PDF is corrupt or truncated and cannot be read.") from exc
     try:
         return len(pdf)
     finally:
@@ -130,17 +163,52 @@ def _check_pdf(path: Path) -> int:
 
 def parse_file(path: Path, original_name: str = "") -> Parsed:
     kind = sniff(path, original_name)
-    pages = _check_pdf(path) if kind.name == "pdf" else None
-    if kind.name == "pdf" and settings.DOCENT_PDF_PARSER == "pdfium":
+    pages: int | None = None
+    if kind.name == "pdf":
+        return _parse_pdf(path, kind)
+    if kind.name == "xlsx":
+        blocks, pages = _xlsx(path)
+    elif kind.name == "csv":
+        blocks = _csv(path, original_name)
+    else:
+        blocks = _blocks(_partition(path, kind), kind)
+        if kind.name == "pptx":
+            pages = _slide_count(path) or None
+    if not any(block.kind != "title" for block in blocks):
+        raise ParseError("The document contains no text.")
+    return Parsed(blocks=blocks, kind=kind, pages=pages)
+
+
+def _parse_pdf(path: Path, kind: FileKind) -> Parsed:
+    pages = _check_pdf(path)
+    if settings.DOCENT_PDF_PARSER == "pdfium":
         from kb.ingest.pdf import pdf_blocks
 
         blocks, pages = pdf_blocks(path)
-        if not blocks:
-            raise ParseError(
-                "No text could be extracted from this PDF: it is probably scanned images without a text layer."
-            )
-        return Parsed(blocks=blocks, kind=kind, pages=pages)
-    elements = _partition(path, kind)
+    else:
+        blocks = _blocks(_partition(path, kind), kind)
+    with_text = {block.page for block in blocks}
+    missing = [number for number in range(1, pages + 1) if number not in with_text]
+    scanned = ocr.scanned_pages(path, missing) if missing else []
+    if scanned and ocr.available():
+        found = ocr.ocr_pages(path, scanned)
+        if not blocks and not found:
+            raise ParseError("OCR found no readable text in this scanned PDF.")
+        # sorted() is stable: the text layer's order within a page is kept.
+        blocks = sorted(blocks + found, key=lambda block: block.page or 0)
+    elif scanned and not blocks:
+        raise ParseError(
+            "This PDF is scanned images without a text layer and needs OCR, which is not available on this server."
+        )
+    elif scanned:
+        logger.warning("%s: pages %s are scanned images and OCR is not available; they are skipped", path, scanned)
+    if not blocks:
+        raise ParseError("No text could be extracted from this PDF: its pages hold neither text nor scanned images.")
+    return Parsed(blocks=blocks, kind=kind, pages=pages)
+
+
+def _blocks(elements: list, kind: FileKind) -> list[Block]:  # type: ignore[type-arg]
+    """Blocks from unstructured's elements, with heading levels where the format states them."""
     blocks = []
     for element in elements:
         category = getattr(element, "category", "")
@@ -148,14 +216,62 @@ def parse_file(path: Path, original_name: str = "") -> Parsed:
         if not text or category in _SKIPPED_CATEGORIES:
             continue
         page = getattr(element.metadata, "page_number", None)
-        blocks.append(Block(text=text, kind="title" if category in _TITLE_CATEGORIES else "text", page=page))
-    if not blocks:
-        if kind.name == "pdf":
-            raise ParseError(
-                "No text could be extracted from this PDF: it is probably scanned images without a text layer."
-            )
-        raise ParseError("The document contains no text.")
-    return Parsed(blocks=blocks, kind=kind, pages=pages)
+        if category == "Table" and (html := getattr(element.metadata, "text_as_html", None)):
+            lines = sheets.html_table_lines(html)
+            if lines:
+                blocks.extend(Block(text=line, page=page) for line in lines)
+                continue
+        if category not in _TITLE_CATEGORIES:
+            blocks.append(Block(text=text, page=page))
+            continue
+        depth = getattr(element.metadata, "category_depth", None)
+        if kind.name == "pptx":
+            # The slide's title shape gives depth 0; deeper "titles" are short body lines that
+            # unstructured's heuristics took for headings.
+            if depth:
+                blocks.append(Block(text=text, page=page))
+            else:
+                blocks.append(Block(text=text, kind="title", page=page, level=1))
+            continue
+        level = depth + 1 if isinstance(depth, int) and kind.name in _LEVELLED_KINDS else None
+        blocks.append(Block(text=text, kind="title", page=page, level=level))
+    # Headings with no body after them name no chunk and would be lost: a text file of short lines is
+    # all "titles" to unstructured's heuristics. They are body text.
+    index = len(blocks)
+    while index and blocks[index - 1].kind == "title":
+        index -= 1
+    return blocks[:index] + [Block(text=b.text, page=b.page) for b in blocks[index:]]
+
+
+def _xlsx(path: Path) -> tuple[list[Block], int]:
+    try:
+        return sheets.xlsx_blocks(path)
+    except Exception as exc:  # openpyxl raises many types for damaged workbooks
+        logger.warning("xlsx failed for %s: %r", path, exc)
+        raise ParseError("The XLSX workbook could not be read; it may be damaged or saved in an unusual way.") from exc
+
+
+def _csv(path: Path, original_name: str) -> list[Block]:
+    text = _decode(path.read_bytes()).lstrip("\ufeff")
+    head = text[:8192]
+    delimiter = sheets.csv_delimiter(
+        head, truncated=len(head) < len(text), named_csv=original_name.lower().endswith((".csv", ".tsv"))
+    )
+    if delimiter is None:  # the whole text no longer looks like the sample did (sniff reads 8 KB of bytes)
+        delimiter = sheets.csv_delimiter(head, truncated=True, named_csv=True) or ","
+    try:
+        return sheets.csv_blocks(text, delimiter)
+    except csv.Error as exc:
+        logger.info("malformed CSV %s: %r", path, exc)
+        raise ParseError("The CSV file is malformed: a field is too long or a quote is never closed.") from exc
+
+
+_SLIDE = re.compile(r"ppt/slides/slide\d+\.xml")
+
+
+def _slide_count(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        return sum(1 for name in archive.namelist() if _SLIDE.fullmatch(name))
 
 
 def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
@@ -179,11 +295,19 @@ def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
             from unstructured.partition.text import partition_text
 
             return partition_text(text=_decode(path.read_bytes()))
-        from unstructured.partition.auto import partition
+        if kind.name == "docx":
+            from unstructured.partition.docx import partition_docx
 
-        return partition(filename=str(path), content_type=kind.content_type)
+            return partition_docx(filename=str(path))
+        if kind.name == "pptx":
+            from unstructured.partition.pptx import partition_pptx
+
+            return partition_pptx(filename=str(path))
+        raise ParseError("This file type is not supported.")
     except ParseError:
         raise
     except Exception as exc:  # unstructured raises many types for bad input
         logger.warning("partition failed for %s: %r", path, exc)
-        raise ParseError(f"The {kind.name.upper()} file could not be parsed: {type(exc).__name__}: {exc}") from exc
+        raise ParseError(
+            f"The {kind.name.upper()} file could not be read; it may be damaged or saved in an unusual way."
+        ) from exc
