@@ -13,6 +13,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils.text import slugify
 
+from kb.ingest.safety import safe_filename
 from kb.models import Document, KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def document_create(
     The same bytes uploaded again to the same knowledge base return the existing document untouched
     (a failed one is queued again, since the failure may have been the worker's, not the file's).
     """
-    name = Path(filename).name[:300] or "document"
+    name = safe_filename(filename)
     sha256, size = _sha256(content)
     existing = Document.objects.filter(knowledge_base=knowledge_base, sha256=sha256).first()
     if existing is not None:
