@@ -1,16 +1,22 @@
-"""Split parsed blocks into retrieval chunks that keep their page and heading.
+"""Split parsed blocks into retrieval chunks that keep their page, heading path and place in the document.
 
 Pure: no Django, no I/O, so it is tested on its own. Rules, in order of importance:
-1. a chunk never spans two pages, so a citation's page is exact;
-2. a heading starts a new chunk and names every chunk under it;
-3. chunks stay under `max_chars`, splitting long blocks at sentence ends (Latin and CJK punctuation),
-   and only at a hard character limit when a sentence alone is too long.
+1. a chunk is a contiguous span of `document_text(blocks)`: `document_text(blocks)[d.start:d.end] == d.text`;
+2. a chunk never spans two pages, so a citation's page is exact;
+3. a heading starts a new section and is not part of its chunks' text: it names them, as a path
+   ("1 Intro › 1.1 Scope");
+4. chunks stay within a token budget (the embedder's tokenizer, or `approximate_tokens`) and an optional
+   character cap. They are cut at sentence ends, then at clause marks, then at spaces; a CJK clause is cut
+   between characters, and a single word inside, only when it alone is over the budget.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -34,83 +40,360 @@ class ChunkDraft:
     end: int = 0
 
 
-# A sentence ends at . ! ? followed by space, or right after CJK full stops, which need no space.
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])")
+DEFAULT_MAX_TOKENS = 200
+BLOCK_SEPARATOR = "\n\n"
 _MAX_HEADING_CHARS = 300
 _CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
 # PDF text layers put a space where a Chinese line wrapped; Chinese has no spaces between words.
 _SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}]) +(?=[{_CJK}])")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_LATIN_WORD = re.compile(f"[^\\s{_CJK}]+")
+_WORD = re.compile(r"\S+")
+_UNIT = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")  # one CJK character, or a run of other non-space characters
+
+# Closing quotes and brackets stay with the sentence they close; French puts a space before its » (and ? ! ; :).
+_CLOSERS = r""")\]"'”’»›」』）》〉】"""
+_SENTENCE_END = re.compile(f"(?P<mark>[.!?;…]+|[。！？；]+)[{_CLOSERS}]*(?:[ \u00a0\u202f]+[»›][{_CLOSERS}]*)?")
+_CJK_SENTENCE_MARKS = "。！？；"
+_LATIN_MARKS = ".!?;…,:"
+# Clause marks: CJK ones need no space after them; Latin ones do (1,000 and 12:30 are not clauses).
+_CLAUSE_END = re.compile(r"[，、：；]|[,;:](?=\s)")
+# A full stop after one of these does not end the sentence (English and French manuals).
+_ABBREVIATIONS = frozenset(
+    "e.g. E.g. i.e. I.e. etc. cf. Cf. vs. approx. env. ex. Ex. fig. Fig. p. pp. vol. Vol. ch. chap. sec. Sec. "
+    "art. Art. no. n°. Dr. Mr. Mrs. Ms. St. Prof. M. MM. Mme. Mmes. Mlle. Mlles. Me.".split()
+)
+_OPENERS = "([{«“‘\"'"
+# "4.2 Foo" is a depth-2 heading; "A.1 Foo" (appendix) too. A bare number ("12") is not a section number.
+_SECTION_NUMBER = re.compile(r"(?:\d{1,3}|[A-Z](?=\.\d))(?:\.\d{1,3}){0,5}\.?(?=\s+\S)")
+
+TokenCounter = Callable[[str], int]
 
 
 def normalise_text(text: str) -> str:
     return _SPACE_BETWEEN_CJK.sub("", " ".join(text.split()))
 
 
+def document_text(blocks: Iterable[Block]) -> str:
+    """The document's extracted text: every non-empty block, normalised, joined by a blank line."""
+    return BLOCK_SEPARATOR.join(text for text in (normalise_text(b.text) for b in blocks) if text)
+
+
+def approximate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: 1 token per CJK character, about 1.3 per other word.
+
+    Words longer than 8 characters (part numbers, URLs, compounds) count one token per 6 characters instead,
+    as subword tokenizers split them. Meant for tests and for callers without the embedder's tokenizer.
+    """
+    words = sum(max(1.3, len(word) / 6) for word in _LATIN_WORD.findall(text))
+    return len(_CJK_CHAR.findall(text)) + math.ceil(words)
+
+
+def _is_cjk(char: str) -> bool:
+    return bool(char) and _CJK_CHAR.match(char) is not None
+
+
+def _is_abbreviation(text: str, dot: int, floor: int) -> bool:
+    begin = dot
+    while begin > floor and not text[begin - 1].isspace() and dot - begin < 12:
+        begin -= 1
+    return text[begin : dot + 1].lstrip(_OPENERS) in _ABBREVIATIONS
+
+
+def _sentence_cuts(text: str, start: int, end: int) -> Iterator[int]:
+    """Offsets in text[start:end] just after each sentence end (with its closing quotes or brackets)."""
+    for match in _SENTENCE_END.finditer(text, start, end):
+        mark, after = match["mark"], match.end()
+        before = text[match.start() - 1] if match.start() > start else ""
+        if mark[0] in _CJK_SENTENCE_MARKS or (mark[0] == "…" and _is_cjk(before)):
+            yield after  # Chinese needs no space after a sentence
+            continue
+        following = text[after] if after < end else ""
+        if following and not following.isspace() and not (_is_cjk(following) and _is_cjk(before)):
+            continue  # 1.7, e.g, www.example.com
+        if mark == "." and (before.isspace() or _is_abbreviation(text, match.start(), start)):
+            continue  # dot leaders of a table of contents (". . . 33"), e.g., M. Dupont
+        nxt = after
+        while nxt < end and text[nxt].isspace():
+            nxt += 1
+        # A sentence starts with neither punctuation nor, after . ! ? …, a lower-case letter:
+        # "« Quoi ? » dit-elle" and "approx. the" go on.
+        if nxt < end and (text[nxt] in _LATIN_MARKS or (mark != ";" and text[nxt].islower())):
+            continue
+        yield after
+
+
+def _spans(text: str, start: int, end: int, cuts: Iterable[int]) -> list[tuple[int, int]]:
+    """text[start:end] cut at `cuts`, each part without the whitespace around it; empty parts dropped."""
+    spans = []
+    left = start
+    for cut in itertools.chain(cuts, [end]):
+        s, e = left, cut
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e:
+            spans.append((s, e))
+        left = cut
+    return spans
+
+
 def split_sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+    """Sentences of English, French or Chinese text, without the whitespace between them."""
+    return [text[s:e] for s, e in _spans(text, 0, len(text), _sentence_cuts(text, 0, len(text)))]
 
 
-def _hard_split(text: str, max_chars: int) -> Iterator[str]:
-    for start in range(0, len(text), max_chars):
-        yield text[start : start + max_chars]
+@dataclass(frozen=True)
+class _Budget:
+    max_tokens: int | None
+    max_chars: int | None
+    count_tokens: TokenCounter
+    counting: bool  # pieces need a token count (a token budget or an overlap)
+
+    def tokens(self, text: str) -> int:
+        return self.count_tokens(text) if self.counting else 0
+
+    def fits(self, tokens: int, chars: int) -> bool:
+        return (self.max_chars is None or chars <= self.max_chars) and (
+            self.max_tokens is None or tokens <= self.max_tokens
+        )
+
+    def fits_text(self, text: str) -> bool:
+        # The character cap first: it is free, and spares the tokenizer an oversized text.
+        return (self.max_chars is None or len(text) <= self.max_chars) and (
+            self.max_tokens is None or self.count_tokens(text) <= self.max_tokens
+        )
 
 
-def _pieces(text: str, max_chars: int) -> Iterator[str]:
-    """Yield parts of one block, each at most max_chars, cut at sentence ends where possible."""
-    if len(text) <= max_chars:
-        yield text
+@dataclass(frozen=True)
+class _Piece:
+    """A sentence, or part of one, within the budget: the unit chunks are packed from."""
+
+    start: int
+    end: int
+    tokens: int
+    opens_sentence: bool
+
+
+def _hard_cut(doc: str, start: int, end: int, budget: _Budget) -> Iterator[tuple[int, int]]:
+    """The last resort for one word over the budget: the longest prefixes that fit, at least a character each."""
+    while start < end:
+        fit, over = 1, end - start + 1
+        while over - fit > 1:
+            mid = (fit + over) // 2
+            fit, over = (mid, over) if budget.fits_text(doc[start : start + mid]) else (fit, mid)
+        yield start, start + fit
+        start += fit
+
+
+def _pack_spans(
+    doc: str,
+    spans: Sequence[tuple[int, int]],
+    budget: _Budget,
+    oversize: Callable[[int, int], Iterator[tuple[int, int]]],
+) -> Iterator[tuple[int, int]]:
+    """Greedy runs of consecutive spans that fit, found by galloping search (a few counts a piece, not one a span)."""
+    i = 0
+    while i < len(spans):
+        if not budget.fits_text(doc[spans[i][0] : spans[i][1]]):
+            yield from oversize(*spans[i])
+            i += 1
+            continue
+
+        def fits(n: int, i: int = i) -> bool:
+            return budget.fits_text(doc[spans[i][0] : spans[i + n - 1][1]])
+
+        fit, over = 1, 2
+        while i + over <= len(spans) and fits(over):
+            fit, over = over, over * 2
+        over = min(over, len(spans) - i + 1)
+        while over - fit > 1:
+            mid = (fit + over) // 2
+            fit, over = (mid, over) if fits(mid) else (fit, mid)
+        yield spans[i][0], spans[i + fit - 1][1]
+        i += fit
+
+
+def _units(doc: str, start: int, end: int, budget: _Budget) -> Iterator[tuple[int, int]]:
+    """A word over the budget, cut between CJK characters or at the edges of Latin runs within it."""
+    units = [m.span() for m in _UNIT.finditer(doc, start, end)]
+    return _pack_spans(doc, units, budget, lambda s, e: _hard_cut(doc, s, e, budget))
+
+
+def _words(doc: str, start: int, end: int, budget: _Budget) -> Iterator[tuple[int, int]]:
+    """A clause over the budget, cut at spaces."""
+    words = [m.span() for m in _WORD.finditer(doc, start, end)]
+    return _pack_spans(doc, words, budget, lambda s, e: _units(doc, s, e, budget))
+
+
+Cutter = Callable[[int, int], Iterable[int]]
+
+
+def _parts(
+    doc: str, start: int, end: int, budget: _Budget, cutters: Sequence[Cutter], over: bool = False
+) -> Iterator[_Piece]:
+    """doc[start:end] as one piece when it fits, else cut by the first cutter (recursively), runs of words last."""
+    if not over:
+        tokens = budget.tokens(doc[start:end])
+        if budget.fits(tokens, end - start):
+            yield _Piece(start, end, tokens, False)
+            return
+    if not cutters:
+        for s, e in _words(doc, start, end, budget):
+            yield _Piece(s, e, budget.tokens(doc[s:e]), False)
         return
-    for sentence in split_sentences(text):
-        if len(sentence) <= max_chars:
-            yield sentence
+    spans = _spans(doc, start, end, cutters[0](start, end))
+    for s, e in spans:
+        yield from _parts(doc, s, e, budget, cutters[1:], over=spans == [(start, end)])
+
+
+def _section_pieces(doc: str, blocks: Sequence[tuple[int, int]], budget: _Budget) -> list[_Piece]:
+    """The pieces of consecutive body blocks. A sentence may go on into the next block (a PDF line or a
+    column break); one over the budget is cut at block ends first, then at clause marks."""
+    if not blocks:
+        return []
+    block_starts = [s for s, _ in blocks]
+
+    def at_blocks(start: int, end: int) -> Iterable[int]:
+        return block_starts[bisect.bisect_right(block_starts, start) : bisect.bisect_left(block_starts, end)]
+
+    def at_clauses(start: int, end: int) -> Iterable[int]:
+        return (m.end() for m in _CLAUSE_END.finditer(doc, start, end))
+
+    opening = set(block_starts)
+    pieces = []
+    start, end = blocks[0][0], blocks[-1][1]
+    for s, e in _spans(doc, start, end, _sentence_cuts(doc, start, end)):
+        for piece in _parts(doc, s, e, budget, (at_blocks, at_clauses)):
+            pieces.append(_Piece(piece.start, piece.end, piece.tokens, piece.start == s or piece.start in opening))
+    return pieces
+
+
+def _overlap_start(doc: str, pieces: Sequence[_Piece], start: int, end: int, budget: _Budget, overlap: int) -> int:
+    """Where the chunk after pieces[start:end] begins: its trailing whole sentences within `overlap` tokens, or end."""
+    candidates = []
+    tokens = 0
+    for k in range(end - 1, start, -1):
+        tokens += pieces[k].tokens
+        if tokens > overlap:
+            break
+        if pieces[k].opens_sentence:
+            candidates.append(k)
+    for k in reversed(candidates):  # the longest overlap that leaves room for the next piece
+        if budget.fits_text(doc[pieces[k].start : pieces[end].end]):
+            return k
+    return end
+
+
+def _pack(doc: str, pieces: Sequence[_Piece], budget: _Budget, overlap: int) -> Iterator[tuple[int, int]]:
+    """(start, end) offsets of chunks packed greedily from the pieces of one section on one page."""
+    start = first = 0  # pieces[start:first] repeat the end of the previous chunk
+    while first < len(pieces):
+        end = first + 1
+        tokens = sum(p.tokens for p in pieces[start:end])
+        while end < len(pieces) and budget.fits(tokens + pieces[end].tokens, pieces[end].end - pieces[start].start):
+            tokens += pieces[end].tokens
+            end += 1
+        # Token counts of parts need not add up exactly (a tokenizer may merge across a space): check the whole.
+        while end > first + 1 and not budget.fits_text(doc[pieces[start].start : pieces[end - 1].end]):
+            end -= 1
+        yield pieces[start].start, pieces[end - 1].end
+        first = end
+        start = _overlap_start(doc, pieces, start, end, budget, overlap) if overlap and end < len(pieces) else end
+
+
+def _section_level(text: str) -> int | None:
+    """The depth a section number tells ("4.2 Foo" → 2), for headings whose format gave none."""
+    match = _SECTION_NUMBER.match(text)
+    return min(match.group().rstrip(".").count(".") + 1, 6) if match else None
+
+
+class _HeadingPath:
+    """The headings above the current text, each with its depth and whether the document told it.
+
+    A heading with a level (given, or read from its section number) replaces those at its depth and below.
+    One without joins the heading just before it when no text came between them (chapter, then section);
+    otherwise it replaces the headings without a level, from the first of them on. A heading without a level
+    sits one below the heading before it.
+    """
+
+    def __init__(self) -> None:
+        self.path: list[tuple[int, bool, str]] = []  # (depth, depth was told, text)
+        self.after_heading = False
+
+    def push(self, text: str, level: int | None) -> None:
+        level = max(level, 1) if level is not None else _section_level(text)
+        if level is not None:
+            keep = next((i for i, (depth, _, _) in enumerate(self.path) if depth >= level), len(self.path))
+        elif self.after_heading:
+            keep = len(self.path)
         else:
-            yield from _hard_split(sentence, max_chars)
+            keep = next((i for i, (_, told, _) in enumerate(self.path) if not told), len(self.path))
+        del self.path[keep:]
+        if level is None:
+            self.path.append((self.path[-1][0] + 1 if self.path else 1, False, text))
+        else:
+            self.path.append((level, True, text))
+        self.after_heading = True
+
+    def __str__(self) -> str:
+        return " › ".join(text for _, _, text in self.path)[-_MAX_HEADING_CHARS:]
 
 
-def _joiner(left: str, right: str) -> str:
-    # CJK text has no spaces between sentences; Latin text does.
-    if left and right and ord(left[-1]) > 0x2E80 and ord(right[0]) > 0x2E80:
-        return ""
-    return " "
+def chunk_blocks(
+    blocks: Iterable[Block],
+    *,
+    max_tokens: int | None = None,
+    overlap_tokens: int = 0,
+    count_tokens: TokenCounter | None = None,
+    max_chars: int | None = None,
+    min_chars: int = 1,
+) -> list[ChunkDraft]:
+    """Group blocks into chunks of at most `max_tokens` by `count_tokens` (default `approximate_tokens`).
 
-
-def chunk_blocks(blocks: Iterable[Block], *, max_chars: int = 900, min_chars: int = 1) -> list[ChunkDraft]:
-    """Group blocks into chunks. `min_chars` drops chunks shorter than that (stray page numbers)."""
-    if max_chars < 50:
+    `max_tokens` defaults to 200, or to no token limit when only `max_chars` (a hard cap in characters) is given.
+    With `overlap_tokens`, a chunk that goes on in the same section and page starts with the whole trailing
+    sentences of the one before that fit in it. `min_chars` drops chunks shorter than that (stray page numbers).
+    """
+    if max_chars is not None and max_chars < 50:
         raise ValueError("max_chars must be at least 50")
+    if max_tokens is None and max_chars is None:
+        max_tokens = DEFAULT_MAX_TOKENS
+    if max_tokens is not None and max_tokens < 16:
+        raise ValueError("max_tokens must be at least 16")
+    if overlap_tokens < 0 or (max_tokens is not None and 2 * overlap_tokens >= max_tokens):
+        raise ValueError("overlap_tokens must be at least 0 and less than half of max_tokens")
+    budget = _Budget(
+        max_tokens, max_chars, count_tokens or approximate_tokens, max_tokens is not None or overlap_tokens > 0
+    )
+
+    texts = [(normalise_text(b.text), b) for b in blocks]
+    texts = [(text, b) for text, b in texts if text]
+    doc = BLOCK_SEPARATOR.join(text for text, _ in texts)
     drafts: list[ChunkDraft] = []
-    heading = ""
-    pending_heading = False  # the last block was a heading with no body yet
-    buffer = ""
-    buffer_page: int | None = None
+    heading = _HeadingPath()
+    section: list[tuple[int, int]] = []  # the body blocks since the last heading or page change
+    section_page: int | None = None
 
     def flush() -> None:
-        nonlocal buffer, buffer_page
-        text = buffer.strip()
-        if len(text) >= min_chars:
-            drafts.append(ChunkDraft(ordinal=len(drafts), text=text, page=buffer_page, heading=heading))
-        buffer, buffer_page = "", None
+        name = str(heading)
+        for start, end in _pack(doc, _section_pieces(doc, section, budget), budget, overlap_tokens):
+            if end - start >= min_chars:
+                drafts.append(ChunkDraft(len(drafts), doc[start:end], section_page, name, start, end))
+        section.clear()
 
-    for block in blocks:
-        text = normalise_text(block.text)
-        if not text:
-            continue
+    offset = 0
+    for text, block in texts:
+        start, offset = offset, offset + len(text) + len(BLOCK_SEPARATOR)
         if block.kind == "title" and len(text) <= _MAX_HEADING_CHARS:
             flush()
-            # Consecutive headings (chapter then section) name the chunk together.
-            heading = f"{heading} › {text}" if pending_heading and heading else text
-            heading = heading[-_MAX_HEADING_CHARS:]
-            pending_heading = True
+            heading.push(text, block.level)
             continue
-        pending_heading = False
-        if buffer and block.page != buffer_page:
+        heading.after_heading = False
+        if section and block.page != section_page:
             flush()
-        for piece in _pieces(text, max_chars):
-            if buffer and len(buffer) + 1 + len(piece) > max_chars:
-                flush()
-            if not buffer:
-                buffer, buffer_page = piece, block.page
-            else:
-                buffer += _joiner(buffer, piece) + piece
+        section_page = block.page
+        section.append((start, start + len(text)))
     flush()
     return drafts
