@@ -209,7 +209,7 @@ def _parse_pdf(path: Path, kind: FileKind) -> Parsed:
 
 def _blocks(elements: list, kind: FileKind) -> list[Block]:  # type: ignore[type-arg]
     """Blocks from unstructured's elements, with heading levels where the format states them."""
-    blocks = []
+    blocks: list[Block] = []
     for element in elements:
         category = getattr(element, "category", "")
         text = (getattr(element, "text", "") or "").strip()

@@ -297,3 +297,32 @@ def test_a_hostile_docx_fails_ingestion_without_leaking(tmp_path, secret_file):
     assert document.status == Document.Status.FAILED
     assert "refused as unsafe" in document.error and SECRET not in document.error
     assert not Chunk.objects.filter(document=document).exists()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty.pdf", b""),
+        ("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ngarbage"),
+        ("bomb.docx", _zip({"word/document.xml": b"<w:document/>" + b" " * (30 * 1024 * 1024)})),
+        ("photos.zip", _zip({"a.jpg": b"\xff\xd8\xff"})),
+        ("cut.docx", b"PK\x03\x04" + b"\x00" * 100),
+        ("broken.docx", _zip({"word/document.xml": b"<w:document><unclosed>", "[Content_Types].xml": b"<Types/>"})),
+        ("binary.txt", b"\x00\x01\x02\xff\xfe\xfd" * 1000),
+        ("blank.txt", b"   \n\n  "),
+    ],
+)
+def test_every_parse_error_is_one_sentence(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ParseError) as caught:
+        parse_file(path, name)
+    assert_one_sentence(str(caught.value))
