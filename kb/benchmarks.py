@@ -1,4 +1,4 @@
-"""`manage.py bench ingest|retrieval`: the product's figures beside the bare library doing the same work.
+"""`manage.py bench retrieval`: the product's figures beside the bare library doing the same work.
 
 Benchmarks build their own knowledge bases (slugs starting with `bench-`) and keep them, so a second
 run measures instead of rebuilding.
@@ -207,48 +207,6 @@ def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[
             },
             "query_mode": "hybrid (embedding + HNSW + BM25 + fusion + refusal check) end to end",
             "baseline": "SentenceTransformer.encode + exact numpy scan over all vectors in memory",
-            "embedder": embedder.model_name(),
-            "cpu_cores": os.cpu_count(),
-        },
-    }
-
-
-def bench_ingest(*, path: Path, log: Callable[[str], None]) -> Report:
-    """Ingest one file end to end (parse, chunk, embed, store) against raw encode of the same chunks."""
-    from kb.ingest.pipeline import run_pipeline
-    from kb.services import document_create_from_path, document_delete
-
-    knowledge_base = knowledge_base_create(slug="bench-ingest", name="Benchmark: ingestion")
-    for document in Document.objects.filter(knowledge_base=knowledge_base):
-        document_delete(document=document)
-    embedder.embed_query("warm up")
-    document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
-    started = time.perf_counter()
-    result = run_pipeline(document)
-    seconds = time.perf_counter() - started
-    if result.status != Document.Status.READY:
-        raise RuntimeError(f"ingestion failed: {result.error}")
-    document.refresh_from_db()
-    texts = list(Chunk.objects.filter(document=document).order_by("ordinal").values_list("text", flat=True))
-    model = embedder.get_model()
-    started = time.perf_counter()
-    model.encode(texts, batch_size=settings.DOCENT_EMBED_BATCH, show_progress_bar=False)
-    bare_seconds = time.perf_counter() - started
-    log(f"  {result.chunks} chunks in {seconds:.1f} s (parse {document.parse_ms} ms, embed {document.embed_ms} ms)")
-    return {
-        "name": "ingest",
-        "figures": {
-            "chunks_per_s": figure(result.chunks / seconds, "chunks/s", len(texts) / bare_seconds),
-            "document_s": figure(seconds, "s", None),
-            "parse_s": figure((document.parse_ms or 0) / 1000, "s", None),
-            "embed_s": figure((document.embed_ms or 0) / 1000, "s", bare_seconds),
-        },
-        "conditions": {
-            "file": path.name,
-            "pages": document.pages,
-            "chunks": result.chunks,
-            "pdf_parser": settings.DOCENT_PDF_PARSER,
-            "baseline": "SentenceTransformer.encode of the same chunk texts",
             "embedder": embedder.model_name(),
             "cpu_cores": os.cpu_count(),
         },

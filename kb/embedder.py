@@ -50,6 +50,10 @@ def get_model() -> SentenceTransformer:
                 from sentence_transformers import SentenceTransformer
 
                 started = time.perf_counter()
+                if settings.DOCENT_EMBED_THREADS:
+                    import torch
+
+                    torch.set_num_threads(settings.DOCENT_EMBED_THREADS)
                 model = SentenceTransformer(model_path(), device="cpu")
                 dim = model.get_embedding_dimension()
                 if dim != settings.DOCENT_EMBED_DIM:
@@ -78,3 +82,14 @@ def embed_documents(texts: list[str]) -> np.ndarray:
 
 def embed_query(text: str) -> np.ndarray:
     return get_model().encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+
+
+def max_tokens() -> int:
+    """The most word-pieces the model reads of one text (all-MiniLM-L6-v2: 256); the rest is ignored."""
+    return int(get_model().max_seq_length)
+
+
+def count_tokens(text: str) -> int:
+    """Word-pieces of `text` by the embedder's own tokenizer, without special tokens."""
+    tokenizer = get_model().tokenizer
+    return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])

@@ -41,6 +41,13 @@ class Document(models.Model):
         READY = "ready"
         FAILED = "failed"
 
+    class Stage(models.TextChoices):
+        NONE = "", "—"
+        PARSE = "parse"
+        CHUNK = "chunk"
+        EMBED = "embed"
+        STORE = "store"
+
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)
     file = models.FileField(upload_to=document_upload_to, max_length=500)
@@ -51,7 +58,15 @@ class Document(models.Model):
     language = models.CharField(max_length=8, blank=True)
     tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.NONE, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent of the whole ingestion
+    # The worker holding the document while it is processed, and its last sign of life: a processing
+    # document whose heartbeat is stale has lost its worker and is queued again (kb.ingest.lease).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The text extracted from the file; chunks' start/end index into it, so a citation highlights its span.
+    text = models.TextField(blank=True)
     error = models.TextField(blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -69,6 +84,17 @@ class Document(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    @property
+    def is_stalled(self) -> bool:
+        """Processing, but its worker has stopped sending heartbeats (it will be queued again)."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        if self.status != self.Status.PROCESSING or self.heartbeat_at is None:
+            return False
+        return self.heartbeat_at < timezone.now() - timedelta(seconds=settings.DOCENT_INGEST_STALE_S)
+
 
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
@@ -78,6 +104,8 @@ class Chunk(models.Model):
     text = models.TextField()
     page = models.PositiveIntegerField(null=True, blank=True)
     heading = models.CharField(max_length=500, blank=True)
+    start = models.PositiveIntegerField(default=0)  # offsets of `text` in the document's extracted text
+    end = models.PositiveIntegerField(default=0)
     language = models.CharField(max_length=8, blank=True)
     embedding = VectorField(dimensions=settings.DOCENT_EMBED_DIM)
     search_vector = SearchVectorField(null=True)

@@ -21,7 +21,7 @@ def knowledge_base_for_user(*, user: Any, slug: str) -> KnowledgeBase | None:
 
 
 def documents_of(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:
-    return Document.objects.filter(knowledge_base=knowledge_base).order_by("-created_at")
+    return Document.objects.filter(knowledge_base=knowledge_base).defer("text").order_by("-created_at")
 
 
 def passage_for_user(*, user: Any, document_id: int, chunk_id: int) -> tuple[Document, list[Chunk], Chunk] | None:

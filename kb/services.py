@@ -26,8 +26,9 @@ class DocumentRejected(Exception):
 @dataclass(frozen=True)
 class DocumentCreated:
     document: Document
-    created: bool  # False: the same content was already in the knowledge base
+    created: bool  # False: the same content was already in the knowledge base, or a document was replaced
     queued: bool
+    replaced: bool = False  # a document of the same name had other content: its file and chunks are replaced
 
 
 def knowledge_base_create(*, slug: str, name: str = "", description: str = "") -> KnowledgeBase:
@@ -68,6 +69,9 @@ def document_create(
 
     The same bytes uploaded again to the same knowledge base return the existing document untouched
     (a failed one is queued again, since the failure may have been the worker's, not the file's).
+    Other bytes under the name of an existing document are a new version of it: the document keeps its
+    id, gets the new file, and is queued; its old chunks stay searchable until the new ones replace them
+    in one transaction.
     """
     name = safe_filename(filename)
     sha256, size = _sha256(content)
@@ -77,6 +81,9 @@ def document_create(
             document_reingest(document=existing)
             return DocumentCreated(existing, created=False, queued=True)
         return DocumentCreated(existing, created=False, queued=False)
+    previous = Document.objects.filter(knowledge_base=knowledge_base, original_name=name).defer("text").first()
+    if previous is not None:
+        return _document_replace(document=previous, content=content, sha256=sha256, size=size, enqueue=enqueue)
     with transaction.atomic():
         document = Document(
             knowledge_base=knowledge_base,
@@ -93,6 +100,25 @@ def document_create(
     return DocumentCreated(document, created=True, queued=enqueue)
 
 
+def _document_replace(
+    *, document: Document, content: IO[bytes], sha256: str, size: int, enqueue: bool
+) -> DocumentCreated:
+    storage, old_name = document.file.storage, document.file.name
+    with transaction.atomic():
+        document.sha256, document.size = sha256, size
+        document.file.save(document.original_name, File(content, name=document.original_name), save=False)
+        document.status, document.stage, document.progress, document.error = Document.Status.QUEUED, "", 0, ""
+        # A worker still processing the old version loses its lease and will not write its chunks.
+        document.worker, document.heartbeat_at = "", None
+        fields = ["sha256", "size", "file", "status", "stage", "progress", "error", "worker", "heartbeat_at"]
+        document.save(update_fields=[*fields, "updated_at"])
+        if old_name and old_name != document.file.name:
+            transaction.on_commit(lambda: storage.delete(old_name))
+        if enqueue:
+            _enqueue_on_commit(document.pk)
+    return DocumentCreated(document, created=False, queued=enqueue, replaced=True)
+
+
 def document_create_from_path(*, knowledge_base: KnowledgeBase, path: Path, enqueue: bool = True) -> DocumentCreated:
     with path.open("rb") as handle:
         return document_create(knowledge_base=knowledge_base, content=handle, filename=path.name, enqueue=enqueue)
@@ -100,8 +126,8 @@ def document_create_from_path(*, knowledge_base: KnowledgeBase, path: Path, enqu
 
 def document_reingest(*, document: Document) -> None:
     with transaction.atomic():
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.QUEUED, progress=0, error="")
-        document.status, document.progress, document.error = Document.Status.QUEUED, 0, ""
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.QUEUED, stage="", progress=0, error="")
+        document.status, document.stage, document.progress, document.error = Document.Status.QUEUED, "", 0, ""
         _enqueue_on_commit(document.pk)
 
 

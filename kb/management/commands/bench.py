@@ -8,7 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kb.benchmarks import BASE_DIR, TEXT_SOURCES, bench_ingest, bench_retrieval
+from kb.bench_ingest import bench_ingest
+from kb.benchmarks import bench_retrieval
 
 BENCHMARKS = ("ingest", "retrieval", "chat", "load")
 
@@ -22,7 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--chunks", type=int, default=100_000, help="retrieval: chunks in the benchmark base")
         parser.add_argument("--queries", type=int, default=200, help="retrieval: queries to time")
         parser.add_argument("--reindex", action="store_true", help="retrieval: rebuild the HNSW index and time it")
-        parser.add_argument("--file", help="ingest: the document to ingest (default: the 63-page maint-guide PDF)")
+        parser.add_argument(
+            "--file", action="append", help="ingest: a document to ingest, repeatable (default: the mixed corpus)"
+        )
+        parser.add_argument("--workers", default="1,2", help="ingest: Celery worker processes to time, comma-separated")
         parser.add_argument("--clients", default="1,8,32", help="load: concurrent clients, comma-separated")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -33,11 +37,9 @@ class Command(BaseCommand):
                 chunks=options["chunks"], queries=options["queries"], reindex=options["reindex"], log=log
             )
         elif name == "ingest":
-            default = TEXT_SOURCES[0] / "maint-guide.en.pdf"
-            path = Path(options["file"]) if options["file"] else default
-            if not path.is_file():
-                path = BASE_DIR / "kb" / "demo" / "lumen-k3-manual.en.pdf"
-            report = bench_ingest(path=path, log=log)
+            files = [Path(f) for f in options["file"] or []]
+            workers = [int(n) for n in options["workers"].split(",") if n.strip()]
+            report = bench_ingest(files=files or None, workers=workers, log=log)
         else:
             from chat import benchmarks
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kb.ingest.pipeline import run_pipeline
+from kb.ingest import lease
+from kb.ingest.pipeline import ingest
 from kb.models import Document, KnowledgeBase
 from kb.services import DocumentRejected, document_create_from_path, knowledge_base_create
 
@@ -62,7 +63,9 @@ class Command(BaseCommand):
             except DocumentRejected as exc:
                 failures.append((str(path), str(exc)))
                 continue
-            if not result.created and result.document.status == Document.Status.READY:
+            if result.replaced:
+                self.stdout.write(f"  replaced   {path} (new version of {result.document.original_name})")
+            elif not result.created and result.document.status == Document.Status.READY:
                 self.stdout.write(f"  unchanged  {path}")
                 continue
             todo.append((path, result.document))
@@ -74,8 +77,12 @@ class Command(BaseCommand):
             for index, (path, document) in enumerate(todo, start=1):
                 self.stdout.write(f"[{index}/{len(todo)}] {path} ", ending="")
                 self.stdout.flush()
-                outcome = run_pipeline(document, on_progress=lambda d: self.bar(d.progress))
-                if outcome.status == Document.Status.READY:
+                # The next file is parsed (in the parser process) while this one is embedded.
+                following = todo[index][1] if index < len(todo) else None
+                outcome = ingest(document.pk, on_progress=lambda d: self.bar(d), prefetch=following)
+                if outcome.status == "busy":
+                    self.stdout.write(f"\r[{index}/{len(todo)}] {path}: being processed by a worker" + " " * 10)
+                elif outcome.status == Document.Status.READY:
                     self.stdout.write(f"\r[{index}/{len(todo)}] {path}: {outcome.chunks} chunks" + " " * 10)
                 else:
                     self.stdout.write(f"\r[{index}/{len(todo)}] {path}: FAILED" + " " * 10)
@@ -87,21 +94,31 @@ class Command(BaseCommand):
         if failures:
             sys.exit(1)
 
-    def bar(self, percent: int) -> None:
+    def bar(self, document: Document) -> None:
         if self.stdout.isatty():
+            percent = document.progress
             filled = percent // 5
-            self.stdout.write("\r" + " " * 4 + "[" + "#" * filled + "." * (20 - filled) + f"] {percent:3d}%", ending="")
+            bar = "[" + "#" * filled + "." * (20 - filled) + f"] {percent:3d}% {document.stage:<5}"
+            self.stdout.write("\r" + " " * 4 + bar, ending="")
             self.stdout.flush()
 
     def follow(self, todo: list[tuple[Path, Document]], failures: list[tuple[str, str]]) -> None:
+        from config.celery import app
+
         pending = {document.pk: path for path, document in todo}
+        if pending and not app.control.ping(timeout=1.0):
+            self.stderr.write("No Celery worker answers: the documents stay queued until one starts (`make run`).")
         last: dict[int, tuple[str, int]] = {}
         while pending:
-            for document in Document.objects.filter(pk__in=pending):
-                state = (document.status, document.progress)
+            lease.requeue_stale()
+            for document in Document.objects.filter(pk__in=pending).defer("text"):
+                state = (document.status, document.stage, document.progress // 10)
                 if last.get(document.pk) != state:
                     last[document.pk] = state
-                    self.stdout.write(f"  {document.status:<10} {document.progress:3d}%  {pending[document.pk]}")
+                    stage = "stalled" if document.is_stalled else document.stage
+                    self.stdout.write(
+                        f"  {document.status:<10} {stage:<7} {document.progress:3d}%  {pending[document.pk]}"
+                    )
                 if document.status == Document.Status.READY:
                     del pending[document.pk]
                 elif document.status == Document.Status.FAILED:

@@ -1,0 +1,217 @@
+"""Parsing in a separate process, under a time limit and a memory limit.
+
+Parsers are where hostile or merely huge files hurt: a 23 MB PDF took more than 10 GB in unstructured
+(#2129), and a pathological file can keep a parser busy for ever. So every file is parsed by a
+long-lived child process (`python -m kb.ingest.sandbox`) that the ingesting process watches: past
+`DOCENT_PARSE_TIMEOUT_S` seconds or `DOCENT_PARSE_MEMORY_MB` of resident memory the child is killed,
+the document fails with that reason, and the next parse starts a fresh child. The worker that asked
+survives and the queue keeps draining.
+
+The child stays up between documents (imports and spaCy/unstructured models are paid once), and a
+parse can be submitted before the caller needs its result, so the next document parses while the
+current one is embedded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from kb.ingest.parse import Parsed, ParseError
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!Q")
+_POLL_S = 0.05
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class ParserProcess:
+    """One child parser. Not thread-safe on its own: `parse_file` below serialises callers."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.pending: tuple[Path, str] | None = None
+        self.peak_rss = 0
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        base_dir = Path(settings.BASE_DIR)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(base_dir), os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kb.ingest.sandbox"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=base_dir,
+            env=env,
+        )
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            for stream in (self.process.stdin, self.process.stdout):
+                if stream:
+                    stream.close()
+        self.process = None
+        self.pending = None
+
+    def submit(self, path: Path, original_name: str) -> None:
+        if self.pending is not None:
+            raise RuntimeError("a parse is already pending")
+        if not self.alive():
+            self.start()
+        assert self.process is not None and self.process.stdin is not None
+        request = json.dumps({"path": str(path), "name": original_name}) + "\n"
+        try:
+            self.process.stdin.write(request.encode())
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self.kill()
+            self.start()
+            assert self.process is not None and self.process.stdin is not None
+            self.process.stdin.write(request.encode())
+            self.process.stdin.flush()
+        self.pending = (path, original_name)
+
+    def result(self, *, timeout_s: float, memory_bytes: int) -> Parsed:
+        if self.pending is None or self.process is None or self.process.stdout is None:
+            raise RuntimeError("no parse pending")
+        process, stdout = self.process, self.process.stdout
+        deadline = time.monotonic() + timeout_s
+        fd = stdout.fileno()
+        self.peak_rss = 0
+        while True:
+            ready, _, _ = select.select([fd], [], [], _POLL_S)
+            if ready:
+                break
+            rss = _rss_bytes(process.pid)
+            self.peak_rss = max(self.peak_rss, rss)
+            if rss > memory_bytes:
+                self.kill()
+                raise ParseError(
+                    f"Parsing this file needed more than {memory_bytes // (1024 * 1024)} MB of memory and was "
+                    "stopped; split the document or ask an administrator to raise DOCENT_PARSE_MEMORY_MB."
+                )
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ParseError(
+                    f"Parsing this file took longer than {timeout_s:g} s and was stopped; split the document "
+                    "or ask an administrator to raise DOCENT_PARSE_TIMEOUT_S."
+                )
+            if process.poll() is not None:
+                break
+        try:
+            header = stdout.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                raise EOFError
+            (size,) = _HEADER.unpack(header)
+            body = stdout.read(size)
+            if len(body) < size:
+                raise EOFError
+        except (EOFError, OSError) as exc:
+            code = process.poll()
+            self.kill()
+            message = f"The parser stopped on this file (exit status {code}); the file may be malformed."
+            raise ParseError(message) from exc
+        self.pending = None
+        outcome, value = pickle.loads(body)
+        if outcome == "error":
+            raise ParseError(value)
+        return value
+
+
+_local = threading.local()
+
+
+def _parser() -> ParserProcess:
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = ParserProcess()
+    return parser
+
+
+def limits() -> tuple[float, int]:
+    return float(settings.DOCENT_PARSE_TIMEOUT_S), int(settings.DOCENT_PARSE_MEMORY_MB) * 1024 * 1024
+
+
+def submit(path: Path, original_name: str = "") -> None:
+    """Start parsing a file in this thread's parser process; `result()` collects it."""
+    _parser().submit(path, original_name)
+
+
+def result() -> Parsed:
+    timeout_s, memory_bytes = limits()
+    return _parser().result(timeout_s=timeout_s, memory_bytes=memory_bytes)
+
+
+def pending_for() -> tuple[Path, str] | None:
+    """The (path, name) submitted and not yet collected, if any."""
+    return _parser().pending
+
+
+def cancel() -> None:
+    """Drop a submitted parse whose result is no longer wanted (the child is restarted)."""
+    parser = _parser()
+    if parser.pending is not None:
+        parser.kill()
+
+
+def parse_file(path: Path, original_name: str = "") -> Parsed:
+    """Parse one file under the limits; raises ParseError with the reason when it cannot."""
+    cancel()
+    submit(path, original_name)
+    return result()
+
+
+def _serve() -> None:
+    """The child: read one JSON request a line, answer each with a length-prefixed pickle."""
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # library prints must not corrupt the answers
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import django
+
+    django.setup()
+    from kb.ingest import parse
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            answer: tuple[str, object] = ("ok", parse.parse_file(Path(request["path"]), request["name"]))
+        except ParseError as exc:
+            answer = ("error", str(exc))
+        except FileNotFoundError:
+            answer = ("error", "The uploaded file is missing from storage; upload it again.")
+        except MemoryError:
+            answer = ("error", "Parsing this file ran out of memory.")
+        except Exception as exc:  # a parser bug must fail the document, not the child
+            logger.exception("parser failed on %s", request["path"])
+            answer = ("error", f"The file could not be parsed ({type(exc).__name__}: {exc}).")
+        body = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_HEADER.pack(len(body)) + body)
+        out.flush()
+
+
+if __name__ == "__main__":
+    _serve()
