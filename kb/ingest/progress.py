@@ -37,6 +37,7 @@ class _Publisher:
         self.lock = threading.Lock()
         self.last: dict[int, tuple[float, str, str]] = {}
         self.sent: list = []  # type: ignore[type-arg]
+        self.down_until = 0.0
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self.lock:
@@ -48,6 +49,8 @@ class _Publisher:
 
     def publish(self, document: Document) -> None:
         now = time.monotonic()
+        if now < self.down_until:
+            return
         key = (document.status, document.stage)
         previous = self.last.get(document.pk)
         if previous and previous[1:] == key and now - previous[0] < MIN_INTERVAL_S:
@@ -79,8 +82,11 @@ class _Publisher:
             layer = get_channel_layer()
             if layer is not None:
                 await layer.group_send(group, message)
-        except Exception:  # progress is a courtesy: Redis away must not fail an ingestion
-            logger.warning("could not publish progress to %s", group, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 -- progress is a courtesy: Redis away must not fail ingestion
+            # No Redis (a command run without `make run`): say so once, then stop trying for a while.
+            if self.down_until < time.monotonic():
+                logger.warning("live progress is not published (channel layer unavailable: %s)", exc)
+            self.down_until = time.monotonic() + 30
 
 
 _publisher = _Publisher()

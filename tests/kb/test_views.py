@@ -45,3 +45,41 @@ def test_passage_viewer_escapes_document_text_and_marks_the_cited_chunk(client, 
     assert b"&lt;script&gt;" in page.content
     assert f'id="chunk-{chunk.pk}" class="passage cited"'.encode() in page.content
     assert client.get(reverse("kb:passage", args=[document.pk, 999999])).status_code == 404
+
+
+def test_an_oversized_upload_is_refused_before_it_is_stored_and_the_others_go_through(client, user, settings):
+    settings.DOCENT_MAX_UPLOAD_BYTES = 1024 * 1024
+    knowledge_base = knowledge_base_create(slug="limits", name="Limits")
+    client.force_login(user)
+    big = SimpleUploadedFile("big.txt", b"Too long a line. " * 100_000)
+    small = SimpleUploadedFile("small.txt", b"The archive room opens at nine.")
+    response = client.post(reverse("kb:upload", args=[knowledge_base.slug]), {"files": [big, small]}, follow=True)
+    notices = [str(m) for m in response.context["messages"]]
+    assert any("big.txt" in m and "larger than the 1 MB limit" in m for m in notices), notices
+    assert list(Document.objects.filter(knowledge_base=knowledge_base).values_list("original_name", flat=True)) == [
+        "small.txt"
+    ]
+
+
+def test_original_files_are_only_ever_served_as_downloads(client, user):
+    from io import BytesIO
+    from pathlib import Path
+
+    knowledge_base = knowledge_base_create(slug="downloads", name="Downloads")
+    demo_pdf = Path(__file__).resolve().parents[2] / "kb" / "demo" / "lumen-k3-manual.en.pdf"
+    files = {
+        "page.html": b"<html><body><script>alert(document.cookie)</script><p>Hello.</p></body></html>",
+        "manual.pdf": demo_pdf.read_bytes(),
+    }
+    client.force_login(user)
+    for name, data in files.items():
+        document = document_create(
+            knowledge_base=knowledge_base, content=BytesIO(data), filename=name, enqueue=False
+        ).document
+        run_pipeline(document)
+        response = client.get(reverse("kb:file", args=[document.pk]))
+        assert response.status_code == 200
+        assert response["Content-Disposition"].startswith("attachment"), name
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"] == "sandbox"
+        assert b"".join(response.streaming_content) == data
