@@ -41,20 +41,39 @@ def model_name() -> str:
     return Path(model_path()).name if settings.DOCENT_EMBED_MODEL else "all-MiniLM-L6-v2"
 
 
+def backend() -> str:
+    return settings.DOCENT_EMBED_BACKEND
+
+
+def _load():  # type: ignore[no-untyped-def]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if backend() == "onnx-int8":
+        from kb import embed_onnx
+
+        target = embed_onnx.export_dir(model_path(), model_name())
+        if not embed_onnx.exported(target):
+            # `make setup` exports it; a model configured later is exported on first use (seconds).
+            logger.warning("exporting %s to int8 ONNX in %s", model_name(), target)
+            embed_onnx.export(model_path(), target)
+        return embed_onnx.OnnxEncoder(target, threads=settings.DOCENT_EMBED_THREADS)
+    if backend() != "torch":
+        raise RuntimeError(f"DOCENT_EMBED_BACKEND must be torch or onnx-int8, not {backend()!r}")
+    from sentence_transformers import SentenceTransformer
+
+    if settings.DOCENT_EMBED_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.DOCENT_EMBED_THREADS)
+    return SentenceTransformer(model_path(), device="cpu")
+
+
 def get_model() -> SentenceTransformer:
     global _model
     if _model is None:
         with _lock:
             if _model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from sentence_transformers import SentenceTransformer
-
                 started = time.perf_counter()
-                if settings.DOCENT_EMBED_THREADS:
-                    import torch
-
-                    torch.set_num_threads(settings.DOCENT_EMBED_THREADS)
-                model = SentenceTransformer(model_path(), device="cpu")
+                model = _load()
                 dim = model.get_embedding_dimension()
                 if dim != settings.DOCENT_EMBED_DIM:
                     raise RuntimeError(

@@ -11,7 +11,8 @@ from kb.models import Document
 from kb.selectors import documents_of, knowledge_base_for_user, knowledge_bases_for_user, passage_for_user
 from kb.services import DocumentRejected, document_create
 
-PASSAGE_CONTEXT = 6  # chunks shown before and after the cited one
+PASSAGE_CONTEXT = 6  # chunks shown before and after the cited one (documents ingested without offsets)
+EXCERPT_CONTEXT_CHARS = 3000  # extracted text shown around the cited chunk
 
 
 def _kb_or_404(request: HttpRequest, slug: str):  # type: ignore[no-untyped-def]
@@ -75,10 +76,31 @@ def passage(request: HttpRequest, document_id: int, chunk_id: int) -> HttpRespon
     if found is None:
         raise Http404("No such passage")
     document, chunks, cited = found
+    span = _span(request, cited.text)
+    if document.text and cited.end > cited.start and document.text[cited.start : cited.end] == cited.text:
+        # The document's own extracted text around the chunk, the chunk and the quoted span marked exactly.
+        context = {"document": document, "cited": cited, "excerpt": _excerpt(document.text, cited, span)}
+        return render(request, "kb/passage.html", context)
     index = chunks.index(cited)
     window = chunks[max(0, index - PASSAGE_CONTEXT) : index + PASSAGE_CONTEXT + 1]
-    context = {"document": document, "chunks": window, "cited": cited, "span": _span(request, cited.text)}
+    context = {"document": document, "chunks": window, "cited": cited, "span": span}
     return render(request, "kb/passage.html", context)
+
+
+def _excerpt(text: str, cited, span: tuple[str, str, str] | None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Text before the chunk, the chunk (split around the quote when there is one), and text after it."""
+    low = text.rfind("\n\n", 0, max(0, cited.start - EXCERPT_CONTEXT_CHARS))
+    low = 0 if low < 0 else low + 2
+    high = text.find("\n\n", min(len(text), cited.end + EXCERPT_CONTEXT_CHARS))
+    high = len(text) if high < 0 else high
+    head, quote, tail = span if span else ("", "", cited.text)
+    return {
+        "before": text[low : cited.start],
+        "head": head,
+        "quote": quote,
+        "tail": tail,
+        "after": text[cited.end : high],
+    }
 
 
 def _span(request: HttpRequest, text: str) -> tuple[str, str, str] | None:

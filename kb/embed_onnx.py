@@ -1,0 +1,158 @@
+"""The embedder exported to ONNX and quantized to int8, run by onnxruntime: the same vectors, faster on CPU.
+
+sentence-transformers documents its ONNX int8 backend at several times the speed of torch fp32 on CPU;
+its own export path needs `optimum`, which pins an older transformers than the one installed here. So
+the export is done directly: the transformer with its pooling and normalisation, traced by
+`torch.onnx.export`, then weights quantized per channel by `onnxruntime.quantization.quantize_dynamic`
+(per-tensor quantization moved vectors too far: mean cosine to fp32 0.94, per channel 0.99). It runs
+once, locally, at set-up (`python -m kb.embed_onnx`, called by `make setup`), from the configured
+model's files — nothing comes from a hub. Chosen with `DOCENT_EMBED_BACKEND=onnx-int8`; the choice was
+made on `eval_qa` (README, "Embedding backend").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+META = "docent-onnx.json"
+MODEL_FILE = "model.int8.onnx"
+
+
+def export_dir(source: str, name: str) -> Path:
+    # Derived from installed model files, so it lives with the installed packages (like the Q4_0 chat model).
+    return Path(sys.prefix) / "share" / "docent" / "embedders" / f"{name}-onnx-int8"
+
+
+def export(source: str, target: Path) -> float:
+    """Export the sentence-transformers model at `source` to `target`; returns seconds spent."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from sentence_transformers import SentenceTransformer
+
+    started = time.perf_counter()
+    model = SentenceTransformer(source, device="cpu")
+    transformer = model[0].auto_model.eval()
+    pooling = next((m for m in model if type(m).__name__ == "Pooling"), None)
+    mode = "cls" if pooling is not None and getattr(pooling, "pooling_mode_cls_token", False) else "mean"
+    tokenizer = model.tokenizer
+    inputs = [name for name in tokenizer.model_input_names if name in ("input_ids", "attention_mask", "token_type_ids")]
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            named = dict(zip(inputs, tensors, strict=True))
+            hidden = self.transformer(**named).last_hidden_state
+            if mode == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = named["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    sample = tokenizer(["a sample sentence", "another, longer sample sentence"], padding=True, return_tensors="pt")
+    target.mkdir(parents=True, exist_ok=True)
+    fp32 = target / "model.fp32.onnx"
+    with torch.no_grad():
+        torch.onnx.export(
+            Encoder(),
+            tuple(sample[name] for name in inputs),
+            str(fp32),
+            input_names=inputs,
+            output_names=["embedding"],
+            dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in inputs}, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    partial = target / (MODEL_FILE + ".partial")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # the quantizer logs a line per tensor at INFO
+    try:
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+    fp32.unlink()
+    tokenizer.save_pretrained(str(target))
+    meta = {
+        "source": source,
+        "inputs": inputs,
+        "pooling": mode,
+        "max_seq_length": int(model.max_seq_length),
+        "dimension": int(model.get_embedding_dimension()),
+    }
+    (target / META).write_text(json.dumps(meta, indent=2))
+    partial.rename(target / MODEL_FILE)  # only a complete export has the final name
+    return time.perf_counter() - started
+
+
+def exported(target: Path) -> bool:
+    return (target / MODEL_FILE).is_file() and (target / META).is_file()
+
+
+class OnnxEncoder:
+    """The subset of SentenceTransformer that Docent uses: encode, tokenizer, max_seq_length, dimension."""
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        self.meta: dict[str, Any] = json.loads((path / META).read_text())
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.max_seq_length = int(self.meta["max_seq_length"])
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.meta["dimension"])
+
+    def encode(self, texts: list[str], batch_size: int = 32, **_: Any) -> np.ndarray:
+        """Normalised float32 vectors, one row per text, batched by length like sentence-transformers."""
+        if not texts:
+            return np.zeros((0, self.get_embedding_dimension()), dtype="float32")
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        result = np.zeros((len(texts), self.get_embedding_dimension()), dtype="float32")
+        for start in range(0, len(texts), batch_size):
+            picked = order[start : start + batch_size]
+            encoded = self.tokenizer(
+                [texts[i] for i in picked],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
+            feeds = {name: encoded[name].astype(np.int64) for name in self.meta["inputs"]}
+            result[picked] = self.session.run(None, feeds)[0]
+        return result
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import django
+
+    django.setup()
+    from kb import embedder
+
+    target = export_dir(embedder.model_path(), embedder.model_name())
+    if exported(target):
+        print(f"[docent] int8 ONNX embedder present: {target}")
+        return
+    seconds = export(embedder.model_path(), target)
+    print(f"[docent] exported {embedder.model_name()} to int8 ONNX in {seconds:.1f} s: {target}")
+
+
+if __name__ == "__main__":
+    main()
