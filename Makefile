@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml requirements.lock
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	$(PIP) install --disable-pip-version-check --no-deps unstructured-inference==1.6.14
 	$(PY) -m chat.llm.quantize
+	# the embedder exported to int8 ONNX from its installed files, for DOCENT_EMBED_BACKEND=onnx-int8
+	$(PY) -m kb.embed_onnx
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

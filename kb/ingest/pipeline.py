@@ -105,12 +105,15 @@ def run_pipeline(
             sandbox.submit(Path(prefetch.file.path), prefetch.original_name)
 
         report(Document.Stage.CHUNK)
-        max_tokens, overlap = chunk_token_budget()
-        from kb import embedder
+        if settings.DOCENT_CHUNK_TOKENS:
+            from kb import embedder
 
-        drafts = chunk_blocks(
-            parsed.blocks, max_tokens=max_tokens, overlap_tokens=overlap, count_tokens=embedder.count_tokens
-        )
+            max_tokens, overlap = chunk_token_budget()
+            drafts = chunk_blocks(
+                parsed.blocks, max_tokens=max_tokens, overlap_tokens=overlap, count_tokens=embedder.count_tokens
+            )
+        else:  # by characters (DOCENT_CHUNK_CHARS), even past what the embedder reads: kept for comparisons
+            drafts = chunk_blocks(parsed.blocks, max_chars=settings.DOCENT_CHUNK_CHARS)
         if not drafts:
             raise ParseError("The document contains no text.")
         # One language per document (the majority of its chunks): code listings and names inside a French

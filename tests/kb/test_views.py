@@ -91,3 +91,21 @@ def test_original_files_are_only_ever_served_as_downloads(client, user):
         assert response["X-Content-Type-Options"] == "nosniff"
         assert response["Content-Security-Policy"] == "sandbox"
         assert b"".join(response.streaming_content) == data
+
+
+def test_the_admin_lists_documents_with_stage_and_chunk_count_without_loading_their_text(admin_client):
+    from io import BytesIO
+
+    knowledge_base = knowledge_base_create(slug="admin-list", name="Admin list")
+    document = document_create(
+        knowledge_base=knowledge_base,
+        content=BytesIO(b"Visitors sign in at the front desk."),
+        filename="visitors.txt",
+        enqueue=False,
+    ).document
+    run_pipeline(document)
+    listing = admin_client.get(reverse("admin:kb_document_changelist"))
+    assert listing.status_code == 200 and b"visitors" in listing.content
+    assert listing.context["cl"].result_list[0].chunks_total == 1
+    assert "text" in listing.context["cl"].result_list[0].get_deferred_fields()
+    assert admin_client.get(reverse("admin:kb_document_change", args=[document.pk])).status_code == 200
