@@ -11,13 +11,16 @@ text (so every parser the product ships is timed), at least 2 MB in all. Measure
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -186,7 +189,31 @@ def figure(value: float, unit: str, baseline: float | None) -> dict[str, Any]:
     return {"value": value, "unit": unit, "baseline": baseline, "ratio": value / baseline if baseline else None}
 
 
+@contextlib.contextmanager
+def _local_redis(log: Log) -> Iterator[None]:
+    """The broker the workers need: the configured Redis, or a private one on its address when none is up."""
+    from config.services import port_open, start_redis
+
+    parts = urlsplit(settings.REDIS_URL)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if port_open(host, port) or host not in ("127.0.0.1", "localhost"):
+        yield
+        return
+    log(f"  no Redis at {host}:{port}: starting a private one for the benchmark")
+    redis = start_redis(port, Path(tempfile.mkdtemp(prefix="docent-bench-redis-")))
+    try:
+        yield
+    finally:
+        redis.terminate()
+        redis.wait(10)
+
+
 def bench_ingest(*, files: list[Path] | None, workers: list[int], log: Log) -> dict[str, Any]:
+    with _local_redis(log):
+        return _bench_ingest(files=files, workers=workers, log=log)
+
+
+def _bench_ingest(*, files: list[Path] | None, workers: list[int], log: Log) -> dict[str, Any]:
     corpus = files or build_corpus(log)
     embedder.embed_query("warm up")
     seconds, chunks, documents = _in_process(corpus, log)
