@@ -75,7 +75,7 @@ def document_create(
     """
     name = safe_filename(filename)
     sha256, size = _sha256(content)
-    existing = Document.objects.filter(knowledge_base=knowledge_base, sha256=sha256).first()
+    existing = Document.objects.filter(knowledge_base=knowledge_base, sha256=sha256).defer("text").first()
     if existing is not None:
         if existing.status == Document.Status.FAILED and enqueue:
             document_reingest(document=existing)

@@ -116,9 +116,11 @@ def _span(request: HttpRequest, text: str) -> tuple[str, str, str] | None:
 
 @login_required
 def document_file(request: HttpRequest, document_id: int) -> FileResponse:
-    document = Document.objects.filter(
-        pk=document_id, knowledge_base__in=knowledge_bases_for_user(user=request.user)
-    ).first()
+    document = (
+        Document.objects.filter(pk=document_id, knowledge_base__in=knowledge_bases_for_user(user=request.user))
+        .defer("text")
+        .first()
+    )
     if document is None:
         raise Http404("No such document")
     # Always a download, never rendered inline: an uploaded file (HTML, a PDF with scripts, an SVG) must

@@ -84,3 +84,16 @@ def test_questions_the_base_cannot_answer_are_refused(trilingual_kb, question):
 @pytest.mark.parametrize("lang", ["en", "fr", "zh"])
 def test_answerable_questions_are_not_refused(trilingual_kb, lang):
     assert retrieval.search(knowledge_base=trilingual_kb, question=RESET[lang][0]).answerable
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "zh"])
+def test_hybrid_with_full_text_on_its_own_connection_ranks_exactly_as_in_sequence(trilingual_kb, lang, settings):
+    question = RESET[lang][0]
+    settings.DOCENT_PARALLEL_SEARCH = True
+    parallel = retrieval.search(knowledge_base=trilingual_kb, question=question, mode="hybrid")
+    settings.DOCENT_PARALLEL_SEARCH = False
+    sequential = retrieval.search(knowledge_base=trilingual_kb, question=question, mode="hybrid")
+    assert [(h.chunk_id, round(h.score, 6)) for h in parallel.hits] == [
+        (h.chunk_id, round(h.score, 6)) for h in sequential.hits
+    ]
+    assert parallel.hits and "fulltext_ms" in parallel.timings_ms
