@@ -162,8 +162,15 @@ def prompt_for(knowledge_base: KnowledgeBase, question: str) -> list[dict[str, s
         for n, h in enumerate(found.hits, start=1)
         if h.chunk is not None
     ]
+    from chat.llm import get_backend
+    from chat.services import source_token_budget
+
     return build_messages(
-        question=question, sources=sources, language=found.language, budget_chars=settings.DOCENT_SOURCE_CHARS
+        question=question,
+        sources=sources,
+        language=found.language,
+        budget_tokens=source_token_budget(settings.DOCENT_MAX_ANSWER_TOKENS),
+        count_tokens=get_backend().count_tokens,
     )
 
 

@@ -6,7 +6,10 @@ Sources are numbered [1]..[n] in the prompt; the answer cites them with the same
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from kb.ingest.chunk import approximate_tokens
 
 SYSTEM_PROMPT = (
     "You are Docent, an assistant that answers questions using only the numbered sources provided. "
@@ -39,23 +42,54 @@ def format_source(source: PromptSource) -> str:
 
 
 def build_messages(
-    *, question: str, sources: list[PromptSource], language: str, budget_chars: int
+    *,
+    question: str,
+    sources: list[PromptSource],
+    language: str,
+    budget_tokens: int,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> list[dict[str, str]]:
-    """System and user messages; sources are cut to `budget_chars` in rank order so the best survive."""
+    """System and user messages; sources fill `budget_tokens` (by the chat model's tokenizer when given) in
+    rank order so the best survive, the last one cut at a sentence or word end when it does not fit whole.
+
+    Counted in tokens, not characters: a Chinese character costs the chat model a token or more, so a
+    character budget sized for English would overflow the context window with Chinese sources.
+    """
+    count = count_tokens or approximate_tokens
     blocks: list[str] = []
     used = 0
     for source in sources:
         block = format_source(source)
-        if used + len(block) > budget_chars:
-            remaining = budget_chars - used
-            if remaining > 200:
-                blocks.append(block[:remaining] + "…")
+        cost = count(block)
+        if used + cost > budget_tokens:
+            remaining = budget_tokens - used
+            if remaining >= MIN_PARTIAL_SOURCE_TOKENS:
+                blocks.append(_cut_to(block, remaining, count) + "…")
             break
         blocks.append(block)
-        used += len(block) + 2
+        used += cost + 1
     language_name = _LANGUAGE_NAMES.get(language, "the language of the question")
     user = "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer in {language_name}:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+MIN_PARTIAL_SOURCE_TOKENS = 48
+
+
+def _cut_to(text: str, tokens: int, count: Callable[[str], int]) -> str:
+    """The longest prefix within `tokens`, ended at a sentence end or a space where one is near."""
+    low, high = 0, len(text)
+    while low < high:  # binary search on characters: a handful of tokenizer calls
+        middle = (low + high + 1) // 2
+        if count(text[:middle]) <= tokens:
+            low = middle
+        else:
+            high = middle - 1
+    prefix = text[:low]
+    cut = max(prefix.rfind(mark) for mark in (". ", "。", "！", "？", "; ", "\n"))
+    if cut < len(prefix) * 0.6:
+        cut = prefix.rfind(" ")
+    return prefix[: cut + 1].rstrip() if cut >= len(prefix) * 0.6 else prefix
 
 
 # [1], [1, 2], [1][2], 【1】, ［1］ — the forms models write; removed before an answer is split into sentences

@@ -93,6 +93,11 @@ _queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GenerationQueue] =
 _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="generate")
 
 
+def source_token_budget(max_answer_tokens: int) -> int:
+    """DOCENT_SOURCE_TOKENS, and never more than the context leaves after the answer and the prompt's frame."""
+    return max(128, min(settings.DOCENT_SOURCE_TOKENS, settings.DOCENT_LLM_CONTEXT - max_answer_tokens - 256))
+
+
 def generation_queue(slots: int) -> GenerationQueue:
     loop = asyncio.get_running_loop()
     if loop not in _queues:
@@ -300,8 +305,13 @@ async def answer(
         for s, hit in zip(sources, result.hits, strict=True)
         if hit.chunk is not None
     ]
-    messages = build_messages(
-        question=question, sources=prompt_sources, language=result.language, budget_chars=settings.DOCENT_SOURCE_CHARS
+    backend = get_backend()
+    messages = await sync_to_async(build_messages, thread_sensitive=False)(
+        question=question,
+        sources=prompt_sources,
+        language=result.language,
+        budget_tokens=source_token_budget(max_tokens),
+        count_tokens=backend.count_tokens,
     )
     generation = ThreadedGeneration(messages, max_tokens=max_tokens, stop=stop)
     stats = generation.stats

@@ -34,6 +34,10 @@ class LLMBackend(Protocol):
         """Yield text pieces as the model writes them; blocking, so callers run it in a thread."""
         ...
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` for this model (the prompt's source budget is counted with it)."""
+        ...
+
     def health(self) -> str:
         """'ok', or what is wrong."""
         ...

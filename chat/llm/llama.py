@@ -114,6 +114,10 @@ class LlamaCppBackend:
                 chunks.close()
                 stats.prompt_tokens = max(0, int(llama.n_tokens) - stats.completion_tokens)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` by the model's own tokenizer (the vocabulary only: safe beside a generation)."""
+        return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def parameters(self) -> int:
         return int(self.load()._model.n_params())
 

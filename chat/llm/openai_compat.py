@@ -76,6 +76,12 @@ class OpenAICompatibleBackend:
         except httpx.HTTPError as exc:
             raise LLMError(f"model server unreachable at {self.base_url}: {exc}") from exc
 
+    def count_tokens(self, text: str) -> int:
+        """The remote model's tokenizer is not at hand: an estimate (1 per CJK character, ~1.3 per word)."""
+        from kb.ingest.chunk import approximate_tokens
+
+        return approximate_tokens(text)
+
     def health(self) -> str:
         try:
             response = self._client.get(f"{self.base_url}/models", timeout=2.0)

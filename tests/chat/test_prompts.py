@@ -6,12 +6,47 @@ from chat.prompts import PromptSource, build_messages, split_answer_sentences
 from chat.services import GenerationQueue, QueueFull
 
 
-def test_prompt_numbers_sources_and_respects_the_budget():
-    sources = [PromptSource(n, f"Doc {n}", n, "", "word " * 200) for n in (1, 2, 3)]
-    messages = build_messages(question="Why?", sources=sources, language="fr", budget_chars=2200)
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def test_prompt_numbers_sources_and_respects_the_token_budget():
+    sources = [PromptSource(n, f"Doc {n}", n, "", "Water boils. " * 100) for n in (1, 2, 3)]
+    messages = build_messages(question="Why?", sources=sources, language="fr", budget_tokens=350, count_tokens=words)
     user = messages[1]["content"]
     assert "[1] (Doc 1, page 1)" in user and "[2] (Doc 2, page 2)" in user and "[3]" not in user
     assert user.rstrip().endswith("Answer in French:")
+    second = user.split("[2] (Doc 2, page 2)")[1].split("\n\nQuestion:")[0]
+    assert second.endswith("boils.…")  # the last source is cut at a sentence end, not mid-word
+    sources_part = user.split("\n\nQuestion:")[0]
+    assert words(sources_part) <= 350 + 2
+
+
+def test_a_last_source_that_would_be_a_scrap_is_left_out():
+    sources = [PromptSource(n, f"Doc {n}", None, "", "word " * 100) for n in (1, 2)]
+    user = build_messages(question="Q?", sources=sources, language="en", budget_tokens=130, count_tokens=words)[1]
+    assert "[1] (Doc 1)" in user["content"] and "[2]" not in user["content"]
+
+
+def test_chinese_sources_are_budgeted_in_the_chat_models_tokens_and_fit_its_context(settings):
+    from chat.llm.llama import LlamaCppBackend
+    from chat.services import source_token_budget
+
+    backend = LlamaCppBackend()
+    text = "按住电源键和温度键十秒钟，水壶会恢复出厂设置，所有自定义温度都会被清除。" * 12
+    sources = [PromptSource(n, "手册", n, "恢复出厂设置", text) for n in range(1, 6)]
+    budget = source_token_budget(settings.DOCENT_MAX_ANSWER_TOKENS)
+    messages = build_messages(
+        question="如何恢复出厂设置？",
+        sources=sources,
+        language="zh",
+        budget_tokens=budget,
+        count_tokens=backend.count_tokens,
+    )
+    prompt_tokens = sum(backend.count_tokens(m["content"]) for m in messages)
+    # 5 × 430 Chinese characters would be ~3,000 tokens: far past the 2,048-token context with the answer.
+    assert prompt_tokens + settings.DOCENT_MAX_ANSWER_TOKENS <= settings.DOCENT_LLM_CONTEXT
+    assert budget - 60 <= backend.count_tokens(messages[1]["content"].split("\n\nQuestion:")[0]) <= budget + 10
 
 
 async def test_generation_queue_reports_positions_in_order():
