@@ -8,16 +8,14 @@ base inside a large table still gets its full top k.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 
 from kb import embedder, refusal
 from kb.language import detect_language, search_config, search_text
@@ -260,31 +258,6 @@ def languages_of(knowledge_base_id: int) -> set[str]:
         return {row[0] for row in cursor.fetchall() if row[0]}
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fulltext")
-        return _pool
-
-
-def _fulltext_on_own_connection(**kwargs: Any) -> tuple[list[Hit], float]:
-    """fulltext_search in a pool thread, which keeps its connection; a connection the server dropped is
-    replaced once."""
-    started = time.perf_counter()
-    try:
-        hits = fulltext_search(**kwargs)
-    except (InterfaceError, OperationalError):
-        connection.close()
-        started = time.perf_counter()
-        hits = fulltext_search(**kwargs)
-    return hits, (time.perf_counter() - started) * 1000
-
-
 def search(
     *,
     knowledge_base: KnowledgeBase,
@@ -304,14 +277,8 @@ def search(
     scope = Scope(knowledge_base.pk, tuple(document_ids), tuple(tags), scoped_language)
     rankings: dict[str, list[Hit]] = {}
     pool = max(limit * 4, 50)
-    # Hybrid: full-text runs on its own connection while the question is embedded and the HNSW index is
-    # searched (Postgres works in its own process, so the two overlap even on two cores). Not inside a
-    # transaction: another connection would not see its uncommitted rows.
-    pending = None
-    if mode == Mode.HYBRID and settings.DOCENT_PARALLEL_SEARCH and not connection.in_atomic_block:
-        pending = _executor().submit(
-            _fulltext_on_own_connection, scope=scope, question=question, language=language, limit=pool
-        )
+    # With a reranker, fusion keeps more candidates and the cross-encoder picks the `limit` best of them.
+    candidates = max(limit, settings.DOCENT_RERANK_CANDIDATES) if settings.DOCENT_RERANK_MODEL else limit
     if mode in (Mode.DENSE, Mode.HYBRID):
         started = time.perf_counter()
         vector = embedder.embed_query(question)
@@ -319,22 +286,26 @@ def search(
         started = time.perf_counter()
         rankings["dense"] = dense_search(scope=scope, vector=vector, limit=pool)
         timings["dense_ms"] = (time.perf_counter() - started) * 1000
-    if pending is not None:
-        rankings["fulltext"], timings["fulltext_ms"] = pending.result()
-    elif mode in (Mode.FULLTEXT, Mode.HYBRID):
+    if mode in (Mode.FULLTEXT, Mode.HYBRID):
         started = time.perf_counter()
         rankings["fulltext"] = fulltext_search(scope=scope, question=question, language=language, limit=pool)
         timings["fulltext_ms"] = (time.perf_counter() - started) * 1000
     if mode == Mode.HYBRID:
         fuse = reciprocal_rank_fusion if settings.DOCENT_FUSION == "rrf" else score_fusion
-        hits = fuse(rankings, settings.DOCENT_FUSION_WEIGHTS, limit)
+        hits = fuse(rankings, settings.DOCENT_FUSION_WEIGHTS, candidates)
     else:
-        hits = rankings[mode.value][:limit]
+        hits = rankings[mode.value][:candidates]
     # The document row without its extracted text (it can be megabytes; sources need title and name only).
     chunks = Chunk.objects.select_related("document").defer("document__text").in_bulk([h.chunk_id for h in hits])
     for hit in hits:
         hit.chunk = chunks.get(hit.chunk_id)
     hits = [h for h in hits if h.chunk is not None]
+    if settings.DOCENT_RERANK_MODEL:
+        from kb import rerank
+
+        started = time.perf_counter()
+        hits = rerank.rerank(question, hits, limit)
+        timings["rerank_ms"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     verdict = refusal.check(scope=scope, question=question, language=language) if hits else None
     timings["refusal_ms"] = (time.perf_counter() - started) * 1000

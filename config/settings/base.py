@@ -192,7 +192,8 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(env("DOCENT_WORKER_MAX_MEMORY_MB", "307
 DOCENT_FUSION = env("DOCENT_FUSION", "score")
 DOCENT_FUSION_WEIGHTS = {"fulltext": 1.0, "dense": float(env("DOCENT_DENSE_WEIGHT", "0.75"))}
 DOCENT_HNSW_EF_SEARCH = int(env("DOCENT_HNSW_EF_SEARCH", "100"))
-DOCENT_PARALLEL_SEARCH = env_bool("DOCENT_PARALLEL_SEARCH", True)  # hybrid: full-text beside embed + HNSW
+DOCENT_RERANK_MODEL = env("DOCENT_RERANK_MODEL")  # a sentence-transformers CrossEncoder path; empty: off
+DOCENT_RERANK_CANDIDATES = int(env("DOCENT_RERANK_CANDIDATES", "20"))
 DOCENT_MAX_QUESTION_CHARS = 2000
 # Abuse limits, counted in Redis across all web processes (chat.limits).
 DOCENT_QUESTIONS_PER_MINUTE_USER = int(env("DOCENT_QUESTIONS_PER_MINUTE_USER", "20"))
