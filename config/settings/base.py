@@ -161,7 +161,7 @@ DOCENT_MAX_ANSWER_TOKENS = int(env("DOCENT_MAX_ANSWER_TOKENS", "256"))
 DOCENT_TOP_K = int(env("DOCENT_TOP_K", "5"))
 # Tokens of source text in the prompt, counted by the chat model's tokenizer (also capped by the context:
 # DOCENT_LLM_CONTEXT - DOCENT_MAX_ANSWER_TOKENS - 256). Prompt reading dominates the time to first token.
-DOCENT_SOURCE_TOKENS = int(env("DOCENT_SOURCE_TOKENS", "900"))
+DOCENT_SOURCE_TOKENS = int(env("DOCENT_SOURCE_TOKENS", "650"))
 DOCENT_MAX_QUEUE = int(env("DOCENT_MAX_QUEUE", "64"))  # questions waiting for a model slot before `busy`
 DOCENT_LLM_SLOTS = int(env("DOCENT_LLM_SLOTS", "4"))  # concurrent generations on a DOCENT_LLM_URL server
 # "pdfium": pypdfium2's text layer (fast, keeps word spaces); "unstructured": partition_pdf(strategy="fast")
