@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from config.services import BASE_DIR, VAR_DIR, embedded_postgres, free_port, port_open, start_redis
+from config.web import command as web_command
 
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                 cwd=BASE_DIR,
             ),
             subprocess.Popen(
-                [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                web_command("127.0.0.1", port, env),
                 env={**env, "DOCENT_PRELOAD": "1"},
                 cwd=BASE_DIR,
             ),
