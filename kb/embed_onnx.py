@@ -140,18 +140,18 @@ class OnnxEncoder:
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    import django
+    # No Django here: importing the settings would start the embedded Postgres, and set-up needs no database.
+    from kb.embedder import default_model_path
 
-    django.setup()
-    from kb import embedder
-
-    target = export_dir(embedder.model_path(), embedder.model_name())
+    configured = os.environ.get("DOCENT_EMBED_MODEL", "")
+    source = configured or str(default_model_path())
+    name = Path(configured).name if configured else "all-MiniLM-L6-v2"
+    target = export_dir(source, name)
     if exported(target):
         print(f"[docent] int8 ONNX embedder present: {target}")
         return
-    seconds = export(embedder.model_path(), target)
-    print(f"[docent] exported {embedder.model_name()} to int8 ONNX in {seconds:.1f} s: {target}")
+    seconds = export(source, target)
+    print(f"[docent] exported {name} to int8 ONNX in {seconds:.1f} s: {target}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ def embedding_text(draft: ChunkDraft, title: str) -> str:
 
 
 def embed_chunks(
-    drafts: list[ChunkDraft], *, title: str, on_progress: Callable[[float], None] | None = None, batch: int = 64
+    drafts: list[ChunkDraft], *, title: str, on_progress: Callable[[float], None] | None = None, batch: int = 256
 ) -> np.ndarray:
     texts = [embedding_text(d, title) for d in drafts]
     parts = []
