@@ -27,7 +27,7 @@ from chat.prompts import PromptSource, build_messages
 from chat.selectors import citation_urls
 from chat.streaming import CitationStream
 from kb import retrieval
-from kb.models import Chunk, KnowledgeBase
+from kb.models import KnowledgeBase
 
 SNIPPET_CHARS = 240
 
@@ -165,9 +165,11 @@ def _save_answer(
     timings: dict[str, Any],
     answered: bool,
     stopped: bool,
+    source_texts: dict[int, str],
 ) -> Message:
+    """Store the answer and its citations; `source_texts` (source number → chunk text, already in hand from
+    retrieval) locates each quote in its chunk."""
     by_number = {s["n"]: s for s in sources}
-    texts = dict(Chunk.objects.filter(pk__in=[s["chunk_id"] for s in sources]).values_list("pk", "text"))
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,
@@ -185,7 +187,7 @@ def _save_answer(
                     chunk_id=by_number[c.number]["chunk_id"],
                     number=c.number,
                     quote=c.quote,
-                    **quote_span(texts.get(by_number[c.number]["chunk_id"], ""), c.quote),
+                    **quote_span(source_texts.get(c.number, ""), c.quote),
                 )
                 for c in citations
             ]
@@ -289,6 +291,7 @@ async def answer(
             text=knowledge_base.refusal_text,
             sources=[],
             citations=[],
+            source_texts={},
             timings=timings,
             answered=False,
             stopped=False,
@@ -340,8 +343,8 @@ async def answer(
     finished = time.perf_counter()
     text = "".join(pieces).strip()
     citations = [Attribution(n, "") for n in markers.cited]
+    texts = {s["n"]: hit.chunk.text for s, hit in zip(sources, result.hits, strict=True) if hit.chunk}
     if not citations and text:
-        texts = {s["n"]: hit.chunk.text for s, hit in zip(sources, result.hits, strict=True) if hit.chunk}
         citations = await sync_to_async(attribute, thread_sensitive=False)(text, texts)
     decode_s = finished - (first_token_at or finished)
     timings.update(
@@ -360,6 +363,7 @@ async def answer(
         timings=timings,
         answered=True,
         stopped=stop.is_set(),
+        source_texts=texts,
     )
     done = _done(message, conversation, [c.number for c in citations], timings, answered=True)
     done["citation_urls"] = await sync_to_async(citation_urls)(message)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from kb import embedder
+from kb.benchmarks import figure
 from kb.models import Chunk, Document, KnowledgeBase
 from kb.services import document_create_from_path, document_delete, knowledge_base_create
 
@@ -183,10 +184,6 @@ def _bare_encode(documents: list[Document]) -> tuple[float, int]:
     started = time.perf_counter()
     model.encode(texts, batch_size=settings.DOCENT_EMBED_BATCH, show_progress_bar=False)
     return time.perf_counter() - started, len(texts)
-
-
-def figure(value: float, unit: str, baseline: float | None) -> dict[str, Any]:
-    return {"value": value, "unit": unit, "baseline": baseline, "ratio": value / baseline if baseline else None}
 
 
 @contextlib.contextmanager

@@ -96,7 +96,7 @@ def document_create(
         document.file.save(name, File(content, name=name), save=False)
         document.save()
         if enqueue:
-            _enqueue_on_commit(document.pk)
+            enqueue_on_commit(document.pk)
     return DocumentCreated(document, created=True, queued=enqueue)
 
 
@@ -115,7 +115,7 @@ def _document_replace(
         if old_name and old_name != document.file.name:
             transaction.on_commit(lambda: storage.delete(old_name))
         if enqueue:
-            _enqueue_on_commit(document.pk)
+            enqueue_on_commit(document.pk)
     return DocumentCreated(document, created=False, queued=enqueue, replaced=True)
 
 
@@ -128,7 +128,7 @@ def document_reingest(*, document: Document) -> None:
     with transaction.atomic():
         Document.objects.filter(pk=document.pk).update(status=Document.Status.QUEUED, stage="", progress=0, error="")
         document.status, document.stage, document.progress, document.error = Document.Status.QUEUED, "", 0, ""
-        _enqueue_on_commit(document.pk)
+        enqueue_on_commit(document.pk)
 
 
 def document_delete(*, document: Document) -> None:
@@ -141,7 +141,7 @@ def document_delete(*, document: Document) -> None:
         transaction.on_commit(lambda: storage.delete(name) if name else None)
 
 
-def _enqueue_on_commit(document_id: int) -> None:
+def enqueue_on_commit(document_id: int) -> None:
     from kb.tasks import ingest_document
 
     transaction.on_commit(lambda: ingest_document.delay(document_id))

@@ -163,9 +163,9 @@ def requeue_stale() -> list[int]:
             updated = Document.objects.filter(pk=document.pk, status=Document.Status.PROCESSING, worker=document.worker)
             if updated.update(status=Document.Status.QUEUED, stage="", worker="", heartbeat_at=None):
                 ids.append(document.pk)
-                from kb.services import _enqueue_on_commit
+                from kb.services import enqueue_on_commit
 
-                _enqueue_on_commit(document.pk)
+                enqueue_on_commit(document.pk)
     if ids:
         logger.warning("requeued documents whose worker was lost: %s", ids)
     return ids

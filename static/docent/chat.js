@@ -24,24 +24,12 @@
   }
 
   function renderSources(container, sources, cited) {
-    container.textContent = "";
-    if (!sources.length) return;
-    const citedSet = new Set(cited || []);
-    const list = el("ol", "sources");
-    for (const s of sources) {
-      const li = el("li", citedSet.has(s.n) ? "source cited" : "source");
-      li.value = s.n;
-      const a = el("a", null, s.title + (s.page ? ", p. " + s.page : ""));
-      a.href = s.url;
-      a.target = "_blank";
-      a.rel = "noopener noreferrer";
-      a.dataset.docentSource = String(s.n);
-      li.appendChild(a);
-      if (s.heading) li.appendChild(el("span", "muted small", " · " + s.heading));
-      li.appendChild(el("div", "snippet", s.snippet));
-      list.appendChild(li);
-    }
-    container.appendChild(list);
+    window.DocentRender.renderSources(container, sources, {
+      cited: cited,
+      markCited: true,
+      snippets: true,
+      headingClass: "muted small",
+    });
   }
 
   function addUserMessage(text) {

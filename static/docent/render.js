@@ -1,13 +1,14 @@
 // Renders an answer's Markdown safely: every node is built with createElement/createTextNode, so
 // model text (which may quote documents containing HTML) can never become markup. No dependencies.
-// Browser: window.DocentRender.renderAnswer(target, text, sources). Node (tests): require() it.
+// Browser: window.DocentRender.renderAnswer(target, text, sources) and .renderSources(container, items, options),
+// shared by the chat page and the support widget. Node (tests): require() it.
 (function (root, factory) {
   "use strict";
   const api = factory();
   if (typeof module !== "undefined" && module.exports) {
     module.exports = api;
   } else {
-    root.DocentRender = { renderAnswer: api.renderAnswer };
+    root.DocentRender = { renderAnswer: api.renderAnswer, renderSources: api.renderSources };
   }
 })(typeof window !== "undefined" ? window : this, function () {
   "use strict";
@@ -236,5 +237,35 @@
     return element(doc, "a", attributes, [doc.createTextNode("[" + n + "]")]);
   }
 
-  return { renderAnswer: renderAnswer, parseMarkdown: parseMarkdown };
+  // The numbered source links under an answer. options: cited (numbers the answer cites), onlyCited (show just
+  // those, or all when it cites none), markCited (class "cited" on them), snippets, headingClass.
+  function renderSources(container, items, options) {
+    const doc = container.ownerDocument || document;
+    const text = (tag, className, value) =>
+      element(doc, tag, className ? { class: className } : {}, [doc.createTextNode(value)]);
+    const cited = new Set(options.cited || []);
+    const shown = options.onlyCited && cited.size ? items.filter((s) => cited.has(s.n)) : items;
+    container.textContent = "";
+    if (!shown.length) return;
+    const list = element(doc, "ol", { class: "sources" });
+    for (const source of shown) {
+      const li = element(doc, "li", {
+        class: options.markCited && cited.has(source.n) ? "source cited" : "source",
+        value: source.n,
+      });
+      const attributes = { "data-docent-source": String(source.n) };
+      const url = String(source.url || "");
+      if (SAFE_URL.test(url) || SAFE_PATH.test(url)) {
+        Object.assign(attributes, { href: url, target: "_blank", rel: "noopener noreferrer" });
+      }
+      const label = source.title + (source.page ? ", p. " + source.page : "");
+      li.appendChild(element(doc, "a", attributes, [doc.createTextNode(label)]));
+      if (source.heading) li.appendChild(text("span", options.headingClass || "heading", " · " + source.heading));
+      if (options.snippets) li.appendChild(text("div", "snippet", source.snippet || ""));
+      list.appendChild(li);
+    }
+    container.appendChild(list);
+  }
+
+  return { renderAnswer: renderAnswer, renderSources: renderSources, parseMarkdown: parseMarkdown };
 });

@@ -143,24 +143,7 @@
 
   // The cited sources, or all of them when the answer cites none: a visitor wants where it came from.
   function renderSources(container, items, cited) {
-    container.textContent = "";
-    const citedSet = new Set(cited || []);
-    const shown = citedSet.size ? items.filter((s) => citedSet.has(s.n)) : items;
-    if (!shown.length) return;
-    const list = el("ol", "sources");
-    for (const source of shown) {
-      const li = el("li", "source");
-      li.value = source.n;
-      const link = el("a", null, source.title + (source.page ? ", p. " + source.page : ""));
-      link.href = source.url;
-      link.target = "_blank";
-      link.rel = "noopener noreferrer";
-      link.setAttribute("data-docent-source", String(source.n));
-      li.appendChild(link);
-      if (source.heading) li.appendChild(el("span", "heading", " · " + source.heading));
-      list.appendChild(li);
-    }
-    container.appendChild(list);
+    window.DocentRender.renderSources(container, items, { cited: cited, onlyCited: true });
   }
 
   function finishAnswer(answer, citations, flags) {

@@ -64,6 +64,7 @@ def test_an_attributed_citation_links_to_its_highlighted_span(client, user):
         timings={},
         answered=True,
         stopped=False,
+        source_texts={1: chunk.text},
     )
     citation = Citation.objects.get(message=message)
     assert chunk.text[citation.start : citation.end] == quote

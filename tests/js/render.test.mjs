@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 const RENDER_PATH = new URL("../../static/docent/render.js", import.meta.url);
-const { renderAnswer, parseMarkdown } = require(RENDER_PATH.pathname);
+const { renderAnswer, renderSources, parseMarkdown } = require(RENDER_PATH.pathname);
 
 // ---- fake DOM: just what renderAnswer may use; any HTML-parsing entry point throws ----------------
 
@@ -285,4 +285,30 @@ test("a long line of unmatched delimiters parses in linear time", () => {
   const started = Date.now();
   parseMarkdown(line);
   assert.ok(Date.now() - started < 2000, "took " + (Date.now() - started) + " ms");
+});
+
+test("source lists: cited ones marked or alone, links only to safe URLs, text never parsed", () => {
+  const items = [
+    { n: 1, title: "Manual <b>", page: 5, heading: "Reset", snippet: "Hold 10 s", url: "/kb/documents/1/passage/2/" },
+    { n: 2, title: "Policy", page: null, heading: "", snippet: "Travel", url: "javascript:alert(1)" },
+  ];
+  const chat = new FakeElement(fakeDocument(), "div");
+  renderSources(chat, items, { cited: [1], markCited: true, snippets: true, headingClass: "muted small" });
+  const [first, second] = all(chat, "li");
+  assert.equal(first.getAttribute("class"), "source cited");
+  assert.equal(second.getAttribute("class"), "source");
+  const links = all(chat, "a");
+  assert.equal(links[0].getAttribute("href"), "/kb/documents/1/passage/2/");
+  assert.equal(links[0].textContent, "Manual <b>, p. 5");
+  assert.equal(links[1].getAttribute("href"), null); // javascript: is never a link
+  assert.equal(links[1].getAttribute("data-docent-source"), "2");
+  assert.equal(all(chat, "div")[0].textContent, "Hold 10 s");
+
+  const widget = new FakeElement(fakeDocument(), "div");
+  renderSources(widget, items, { cited: [2], onlyCited: true });
+  assert.deepEqual(all(widget, "a").map((a) => a.getAttribute("data-docent-source")), ["2"]);
+  renderSources(widget, items, { cited: [], onlyCited: true }); // cites none: all are shown
+  assert.equal(all(widget, "li").length, 2);
+  renderSources(widget, [], { cited: [] });
+  assert.equal(widget.children.length, 0);
 });
