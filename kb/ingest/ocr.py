@@ -36,19 +36,15 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t\f]*\n")
 _WORD = re.compile(r"\w", re.UNICODE)
 
 
-def _setting(name: str, default: str) -> str:
-    return str(getattr(settings, name, os.environ.get(name, default)))
-
-
 def tesseract_binary() -> str | None:
-    if _setting("DOCENT_OCR", "auto").lower() in ("off", "false", "0", "no"):
+    if settings.DOCENT_OCR.lower() in ("off", "false", "0", "no"):
         return None
     return shutil.which("tesseract")
 
 
 def languages(binary: str) -> list[str]:
     """The wanted languages that tesseract has data for, in the wanted order."""
-    wanted = [lang for lang in _setting("DOCENT_OCR_LANGUAGES", "eng+fra+chi_sim").split("+") if lang]
+    wanted = [lang for lang in settings.DOCENT_OCR_LANGUAGES.split("+") if lang]
     installed = _installed_languages(binary)
     return [lang for lang in wanted if lang in installed]
 
@@ -106,7 +102,7 @@ def ocr_pages(path: Path, pages: Iterable[int]) -> list[Block]:
     langs = languages(binary) if binary else []
     if not binary or not langs:
         return []
-    timeout = float(_setting("DOCENT_OCR_PAGE_TIMEOUT_S", "120"))
+    timeout = settings.DOCENT_OCR_PAGE_TIMEOUT_S
     blocks: list[Block] = []
     pdf = pdfium.PdfDocument(str(path))
     try:
