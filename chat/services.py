@@ -219,15 +219,29 @@ class ThreadedGeneration:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
+        interval = settings.DOCENT_STREAM_FLUSH_MS / 1000
+
         def produce() -> None:
+            # Pieces are handed over at most every `interval` (the first at once): each hand-over wakes
+            # the event loop and becomes a websocket frame, work that shares the cores with the model.
+            buffered: list[str] = []
+            handed_at = float("-inf")
             try:
                 for piece in backend.stream(
                     self.messages, max_tokens=self.max_tokens, should_stop=self._should_stop, stats=self.stats
                 ):
-                    loop.call_soon_threadsafe(pieces.put_nowait, ("piece", piece))
-                loop.call_soon_threadsafe(pieces.put_nowait, ("end", None))
+                    buffered.append(piece)
+                    now = time.monotonic()
+                    if now - handed_at >= interval:
+                        loop.call_soon_threadsafe(pieces.put_nowait, ("piece", "".join(buffered)))
+                        buffered.clear()
+                        handed_at = now
+                outcome: tuple[str, Any] = ("end", None)
             except Exception as exc:  # noqa: BLE001 - handed to the event loop and raised there
-                loop.call_soon_threadsafe(pieces.put_nowait, ("error", exc))
+                outcome = ("error", exc)
+            if buffered:  # what was generated before an end or an error is still shown
+                loop.call_soon_threadsafe(pieces.put_nowait, ("piece", "".join(buffered)))
+            loop.call_soon_threadsafe(pieces.put_nowait, outcome)
 
         self.started = True
         future = loop.run_in_executor(_executor, produce)

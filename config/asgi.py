@@ -24,6 +24,7 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
         from kb.language import search_text
 
         embedder.embed_query("warm up")
+        embedder.embed_documents(["warm up"])  # answers are attributed to sources with the document model
         backend = get_backend()
         if hasattr(backend, "load"):
             backend.load()

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from kb import embedder, retrieval
 from kb.ingest.chunk import ChunkDraft, split_sentences
 from kb.ingest.parse import parse_file
-from kb.ingest.store import store_chunks
+from kb.ingest.store import merge_search_index, store_chunks
 from kb.language import detect_language
 from kb.models import Chunk, Document, KnowledgeBase
 from kb.services import knowledge_base_create
@@ -107,6 +107,7 @@ def synthesise_chunks(knowledge_base: KnowledgeBase, count: int, log: Callable[[
             document.save()
             drafts = [ChunkDraft(ordinal=i, text=t, page=None, heading="") for i, t in enumerate(texts)]
             store_chunks(document=document, drafts=drafts, embeddings=vectors, languages=languages)
+        merge_search_index()
         existing += size
         documents += 1
         if documents % 10 == 0:

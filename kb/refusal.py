@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from django.db import connection
 
 if TYPE_CHECKING:
-    from kb.retrieval import Scope
+    from kb.retrieval import Scope, Vocabulary
 
 from kb.language import search_config, search_text
 
@@ -81,11 +81,16 @@ def _identifier_missing(scope: Scope, config: str, term: str) -> bool:
     return bool(set(parts) - _present(scope, config, parts))
 
 
-def check(*, scope: Scope, question: str, language: str) -> RefusalCheck:
+def check(*, scope: Scope, question: str, language: str, known: Vocabulary | None = None) -> RefusalCheck:
+    """`known`: the question's lexemes and their document frequencies when the search already read them."""
     config = search_config(language)
     missing = [term for term in identifiers(question) if _identifier_missing(scope, config, term)]
-    words = _lexemes(config, search_text(question, language))
-    absent = [w for w in words if w not in _present(scope, config, words)]
+    if known is not None:
+        words, present = known.lexemes, set(known.df)
+    else:
+        words = _lexemes(config, search_text(question, language))
+        present = _present(scope, config, words)
+    absent = [w for w in words if w not in present]
     # A hyphenated word ("one-line") is indexed whole and in parts; it is present when its parts are.
     for word in re.findall(r"\w+(?:-\w+)+", question):
         lexemes = _lexemes(config, word)

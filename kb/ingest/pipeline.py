@@ -20,7 +20,7 @@ from kb.ingest import lease, progress, sandbox
 from kb.ingest.chunk import chunk_blocks, document_text
 from kb.ingest.embed import embed_chunks
 from kb.ingest.parse import ParseError
-from kb.ingest.store import LeaseLost, store_chunks
+from kb.ingest.store import LeaseLost, merge_search_index, store_chunks
 from kb.language import detect_language
 from kb.models import Document
 
@@ -136,6 +136,7 @@ def run_pipeline(
             languages=[language] * len(drafts),
             text=document_text(parsed.blocks),
         )
+        merge_search_index()
         _set(
             document,
             status=Document.Status.READY,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from kb.ingest.chunk import ChunkDraft
 from kb.language import search_config, search_text
 from kb.models import Chunk, Document
+
+logger = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
@@ -32,6 +36,21 @@ def update_term_stats(*, document_id: int, sign: int) -> None:
             """,
             [sign, document_id, sign, document_id],
         )
+
+
+def merge_search_index() -> None:
+    """Move the full-text index's pending entries into the index proper.
+
+    New rows go to the GIN index's pending list, which every full-text search reads row by row until
+    autovacuum merges it; after a bulk ingest that made searches of a 100k-chunk base slower (249 pages
+    pending after the benchmark's build). Called after each stored document, it merges only what that
+    document added.
+    """
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT gin_clean_pending_list('chunk_search_vector_gin'::regclass)")
+    except DatabaseError as exc:  # an external database where the app's role does not own the index
+        logger.debug("full-text pending list not merged: %s", exc)
 
 
 @transaction.atomic

@@ -60,7 +60,8 @@ async def test_question_streams_sources_tokens_done_and_cites_the_manual(manual_
         "completion_tokens",
         "tokens_per_s",
     }
-    # one frame per model token, except where a partial citation marker was held back and sent with the next
+    # never more frames than model tokens (a partial citation marker waits for the next piece; pieces that
+    # arrive within DOCENT_STREAM_FLUSH_MS of the last frame share one)
     assert 0 < len(kinds) - 2 <= done["timings"]["completion_tokens"] + 1 <= 49
 
     message = await Message.objects.aget(pk=done["message_id"])
@@ -202,3 +203,24 @@ async def test_a_client_leaving_mid_answer_stops_generation_and_frees_the_model(
     )
     assert (await collect_answer(again))[-1]["type"] == "done"
     await again.disconnect()
+
+
+@pytest.mark.parametrize("flush_ms", [0, 60_000])
+async def test_stream_flush_interval_groups_tokens_into_frames_without_losing_text(manual_kb, user, settings, flush_ms):
+    """With no interval every token is a frame; with one longer than the answer the first token goes out
+    at once and the rest in one frame at the end. The saved answer is what the frames carried."""
+    settings.DOCENT_STREAM_FLUSH_MS = flush_ms
+    communicator = await connect(user)
+    await communicator.send_json_to({"type": "ask", "question": QUESTION, "kb": manual_kb.slug, "conversation": None})
+    events = await collect_answer(communicator)
+    await communicator.disconnect()
+    tokens = [e["text"] for e in events if e["type"] == "token"]
+    done = events[-1]
+    assert done["type"] == "done" and done["timings"]["completion_tokens"] > 2
+    message = await Message.objects.aget(pk=done["message_id"])
+    assert message.text == "".join(tokens).strip()
+    if flush_ms:
+        assert len(tokens) <= 2, tokens
+    else:
+        # a frame per token, but for citation markers held back until they resolve
+        assert len(tokens) >= done["timings"]["completion_tokens"] - 8, (len(tokens), done["timings"])

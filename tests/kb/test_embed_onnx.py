@@ -43,7 +43,7 @@ def test_the_export_keeps_the_models_vectors_and_neighbours(exported):
 
 def test_the_embedder_uses_the_onnx_backend_when_configured(settings, monkeypatch, exported):
     settings.DOCENT_EMBED_BACKEND = "onnx-int8"
-    monkeypatch.setattr(embed_onnx, "export_dir", lambda source, name: exported)
+    monkeypatch.setattr(embed_onnx, "export_dir", lambda source, name, precision="int8": exported)
     monkeypatch.setattr(embedder, "_model", None)
     model = embedder.get_model()
     assert isinstance(model, embed_onnx.OnnxEncoder)
@@ -53,3 +53,32 @@ def test_the_embedder_uses_the_onnx_backend_when_configured(settings, monkeypatc
     monkeypatch.setattr(embedder, "_model", None)
     with pytest.raises(RuntimeError, match="DOCENT_EMBED_BACKEND"):
         embedder.get_model()
+
+
+def test_questions_are_embedded_by_the_fp32_export_with_the_models_own_vectors(settings, monkeypatch, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    target = tmp_path / "minilm-fp32"
+    embed_onnx.export(embedder.model_path(), target, quantize=False)
+    assert embed_onnx.exported(target) and (target / embed_onnx.FP32_FILE).is_file()
+    monkeypatch.setattr(embed_onnx, "export_dir", lambda source, name, precision="int8": target)
+    monkeypatch.setattr(embedder, "_query_model", None)
+    settings.DOCENT_EMBED_BACKEND = "torch"
+    settings.DOCENT_QUERY_ENCODER = "onnx"
+    assert isinstance(embedder.get_query_model(), embed_onnx.OnnxEncoder)
+    bare = SentenceTransformer(embedder.model_path(), device="cpu")
+    for text in QUERIES + PASSAGES:
+        reference = bare.encode([text], normalize_embeddings=True)[0]
+        assert np.abs(embedder.embed_query(text) - reference).max() < 1e-5
+
+    # "same": questions go through the document model
+    monkeypatch.setattr(embedder, "_query_model", None)
+    settings.DOCENT_QUERY_ENCODER = "same"
+    assert embedder.get_query_model() is embedder.get_model()
+    # no export: the document model, never an export on the first question
+    monkeypatch.setattr(embedder, "_query_model", None)
+    settings.DOCENT_QUERY_ENCODER = "onnx"
+    monkeypatch.setattr(embed_onnx, "export_dir", lambda source, name, precision="int8": tmp_path / "missing")
+    assert embedder.get_query_model() is embedder.get_model()
+    assert not (tmp_path / "missing").exists()
+    monkeypatch.setattr(embedder, "_query_model", None)
