@@ -118,7 +118,7 @@ def exported(target: Path) -> bool:
 class OnnxEncoder:
     """The subset of SentenceTransformer that Docent uses: encode, tokenizer, max_seq_length, dimension."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, *, spin: bool = True) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
@@ -128,6 +128,9 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        if not spin:
+            # Idle pool threads otherwise busy-wait after each call, on the cores the chat model needs next.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_file = path / self.meta.get("file", MODEL_FILE)
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
