@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements.lock
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	$(PIP) install --disable-pip-version-check --no-deps unstructured-inference==1.6.14
 	$(PY) -m chat.llm.quantize
-	# the embedder exported to int8 ONNX from its installed files, for DOCENT_EMBED_BACKEND=onnx-int8
+	# the embedder exported to ONNX from its installed files: fp32 embeds questions, int8 is DOCENT_EMBED_BACKEND=onnx-int8
 	$(PY) -m kb.embed_onnx
 	touch $@
 
