@@ -285,11 +285,17 @@ async def answer(
     conversation, previous = await sync_to_async(_conversation_start)(
         user=user, knowledge_base=knowledge_base, conversation_id=conversation_id, question=question
     )
+    conversation_ms = (time.perf_counter() - started) * 1000
     search_text = await sync_to_async(standalone_question, thread_sensitive=False)(previous, question)
     result = await sync_to_async(_search)(knowledge_base, search_text, mode)
     retrieval_ms = (time.perf_counter() - started) * 1000
     sources = [source_item(n, hit) for n, hit in enumerate(result.hits, start=1)]
-    timings: dict[str, Any] = {"retrieval_ms": round(retrieval_ms, 1), "mode": result.mode.value}
+    timings: dict[str, Any] = {
+        "retrieval_ms": round(retrieval_ms, 1),
+        "conversation_ms": round(conversation_ms, 1),
+        "search_ms": {k: round(v, 1) for k, v in result.timings_ms.items()},
+        "mode": result.mode.value,
+    }
     if search_text != question:
         timings["searched_for"] = search_text
 
@@ -330,6 +336,7 @@ async def answer(
         budget_tokens=source_token_budget(max_tokens),
         count_tokens=backend.count_tokens,
     )
+    prompt_ready = time.perf_counter()
     generation = ThreadedGeneration(messages, max_tokens=max_tokens, stop=stop)
     stats = generation.stats
     pieces: list[str] = []
@@ -363,6 +370,10 @@ async def answer(
     decode_s = finished - (first_token_at or finished)
     timings.update(
         ttft_ms=round(((first_token_at or finished) - started) * 1000, 1),
+        # from the retrieved sources to the prompt handed to the model (queue wait, prompt building)
+        prompt_ms=round((prompt_ready - started) * 1000 - retrieval_ms, 1),
+        # from the prompt handed over to the first token: the model reading the prompt
+        prefill_ms=round(((first_token_at or finished) - prompt_ready) * 1000, 1),
         total_ms=round((finished - started) * 1000, 1),
         generation_ms=round((finished - generation_started) * 1000, 1),
         prompt_tokens=stats.prompt_tokens,
