@@ -150,3 +150,35 @@ class TermStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lexeme or '(chunks)'}: {self.df}"
+
+
+class Posting(models.Model):
+    """One lexeme of one chunk with its term frequency: the inverted index BM25 reads.
+
+    Written from the chunk's tsvector by `kb.ingest.store` and deleted with the chunk. Full-text search
+    scans these rows index-only for the question's rarer terms instead of reading whole tsvectors
+    (measured at 100k chunks: BM25 p50 41 → 13 ms, same ranking; README, "Speed").
+    """
+
+    pk = models.CompositePrimaryKey("chunk", "lexeme")
+    # the primary key (chunk, lexeme) serves look-ups by chunk: no second index
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="+", db_index=False)
+    lexeme = models.TextField()
+    # Copies of the chunk's columns, so the index alone answers a search.
+    knowledge_base_id = models.BigIntegerField()
+    document_id = models.BigIntegerField()
+    language = models.CharField(max_length=8)
+    tf = models.SmallIntegerField()  # positions of the lexeme in the chunk (tsvector keeps at most 256)
+    dl = models.IntegerField()  # lexemes in the chunk
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["knowledge_base_id", "language", "lexeme"],
+                include=["chunk", "document_id", "tf", "dl"],
+                name="posting_term",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lexeme} in chunk {self.chunk_id}: {self.tf}"

@@ -24,7 +24,7 @@ from kb.models import Chunk, KnowledgeBase
 RRF_K = 60
 BM25_K1 = 1.2
 BM25_B = 0.75
-# Full-text candidates pre-ranked by ts_rank before exact BM25 scoring: bounds the work per query.
+# Full-text candidates ranked by the question's rarer terms before the common terms are added.
 BM25_POOL = 400
 # Rows the candidate-selecting terms may match before more common terms stop being added (they still score).
 CANDIDATE_BUDGET = 5000
@@ -105,10 +105,6 @@ def dense_search(*, scope: Scope, vector: Sequence[float], limit: int) -> list[H
     ]
 
 
-def _tsquery_any(lexemes: list[str]) -> str:
-    return " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
-
-
 def term_frequencies(*, scope: Scope, lexemes: list[str]) -> tuple[int, dict[str, int]]:
     """Chunks in the scope's base and language, and how many of them hold each lexeme (from kb_termstat).
 
@@ -171,15 +167,39 @@ def query_terms(
     ]
 
 
+def _posting_scope(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The scope as a WHERE clause over kb_posting (which carries base, language and document)."""
+    clauses = ["p.knowledge_base_id = %(kb)s"]
+    params: dict[str, Any] = {"kb": scope.knowledge_base_id}
+    if scope.language:
+        clauses.append("p.language = %(language)s")
+        params["language"] = scope.language
+    else:  # every language of the base: keeps the (base, language, lexeme) index usable
+        clauses.append(
+            "p.language IN (SELECT language FROM kb_termstat WHERE knowledge_base_id = %(kb)s AND lexeme = '')"
+        )
+    if scope.document_ids:
+        clauses.append("p.document_id = ANY(%(documents)s)")
+        params["documents"] = list(scope.document_ids)
+    if scope.tags:
+        clauses.append("p.document_id IN (SELECT id FROM kb_document WHERE tags && %(tags)s::varchar[])")
+        params["tags"] = list(scope.tags)
+    return " AND ".join(clauses), params
+
+
 def fulltext_search(
     *, scope: Scope, question: str, language: str, limit: int, known: Vocabulary | None = None
 ) -> list[Hit]:
-    """BM25 over the chunks' tsvectors (term frequency from positions, length from lexeme count)."""
+    """BM25 over the postings (kb.models.Posting: term frequency and length of each chunk, per lexeme).
+
+    Candidates are the chunks holding the question's rarer terms, as many terms as keep them near
+    CANDIDATE_BUDGET postings (a question's common words would otherwise make Postgres score half the
+    base); the BM25_POOL best of them by those terms then get the common terms' share too, from the
+    postings' primary key.
+    """
     terms = query_terms(scope=scope, question=question, language=language, known=known)
     if not terms:
         return []
-    # Candidates come from the rarest terms, as many as keep the candidate set near CANDIDATE_BUDGET rows:
-    # a question's common words would otherwise make Postgres rank half the base.
     selecting: list[str] = []
     covered = 0
     for lexeme, _, df in sorted(terms, key=lambda t: t[2]):
@@ -187,45 +207,44 @@ def fulltext_search(
             break
         selecting.append(lexeme)
         covered += df
-    where, params = scope.where()
-    selector = _tsquery_any(selecting)
-    # Pre-ranking costs one ts_rank per matching row; past the budget (a question of only common words)
-    # any BM25_POOL matches are scored instead: such a question carries little to rank by anyway.
-    pre_rank = "ORDER BY ts_rank(c.search_vector, %s::tsquery) DESC" if covered <= CANDIDATE_BUDGET else ""
+    common = [t[0] for t in terms if t[0] not in selecting]
+    where, params = _posting_scope(scope)
+    # A term's weight is looked up by its place in the question's arrays: no join for the planner to misjudge.
+    bm25 = (
+        "(%(idfs)s::float8[])[array_position(%(lexemes)s::text[], r.lexeme)] * r.tf * %(k1p1)s::float8"
+        " / (r.tf + %(k1)s::float8 * (1 - %(b)s::float8 + %(b)s::float8 * r.dl / stats.avgdl))"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH q AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS q(lexeme, idf)),
-            candidates AS (
-                SELECT c.id, c.search_vector FROM kb_chunk c
-                WHERE {where} AND c.search_vector @@ %s::tsquery
-                {pre_rank} LIMIT %s
+            WITH rows AS MATERIALIZED (
+                SELECT p.chunk_id, p.lexeme, p.tf, p.dl FROM kb_posting p
+                WHERE {where} AND p.lexeme = ANY(%(selecting)s)
             ),
-            stats AS (SELECT greatest(avg(length(search_vector)), 1)::float8 AS avgdl FROM candidates)
-            SELECT c.id,
-                   sum(q.idf * (tf.n * %s) / (tf.n + %s * (1 - %s + %s * length(c.search_vector) / stats.avgdl)))
-            FROM candidates c
-            CROSS JOIN stats
-            CROSS JOIN LATERAL unnest(c.search_vector) AS u
-            JOIN q ON q.lexeme = u.lexeme
-            CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS n) AS tf
-            GROUP BY c.id
-            ORDER BY 2 DESC, c.id
-            LIMIT %s
+            stats AS MATERIALIZED (SELECT greatest(avg(dl), 1)::float8 AS avgdl FROM rows),
+            part AS MATERIALIZED (
+                SELECT r.chunk_id, sum({bm25}) AS s FROM rows r, stats
+                GROUP BY r.chunk_id ORDER BY s DESC, r.chunk_id LIMIT %(pool)s
+            ),
+            rest AS MATERIALIZED (
+                SELECT r.chunk_id, {bm25} AS s FROM kb_posting r, stats
+                WHERE r.chunk_id = ANY(ARRAY(SELECT chunk_id FROM part)) AND r.lexeme = ANY(%(common)s)
+            )
+            SELECT chunk_id, sum(s) FROM (SELECT chunk_id, s FROM part UNION ALL SELECT chunk_id, s FROM rest) x
+            GROUP BY chunk_id ORDER BY 2 DESC, 1 LIMIT %(limit)s
             """,
-            [
-                [t[0] for t in terms],
-                [t[1] for t in terms],
-                *params,
-                selector,
-                *([selector] if pre_rank else []),
-                BM25_POOL,
-                BM25_K1 + 1,
-                BM25_K1,
-                BM25_B,
-                BM25_B,
-                limit,
-            ],
+            {
+                **params,
+                "lexemes": [t[0] for t in terms],
+                "idfs": [t[1] for t in terms],
+                "selecting": selecting,
+                "common": common,
+                "k1p1": BM25_K1 + 1,
+                "k1": BM25_K1,
+                "b": BM25_B,
+                "pool": BM25_POOL,
+                "limit": limit,
+            },
         )
         rows = cursor.fetchall()
     return [
@@ -318,8 +337,13 @@ def search(
         hits = fuse(rankings, settings.DOCENT_FUSION_WEIGHTS, candidates)
     else:
         hits = rankings[mode.value][:candidates]
-    # The document row without its extracted text (it can be megabytes; sources need title and name only).
-    chunks = Chunk.objects.select_related("document").defer("document__text").in_bulk([h.chunk_id for h in hits])
+    # Without the vectors and the document's extracted text (megabytes at times): sources need text, title and
+    # name. Loading the vectors too cost ~7 ms a search at 100k chunks.
+    chunks = (
+        Chunk.objects.select_related("document")
+        .defer("embedding", "search_vector", "document__text")
+        .in_bulk([h.chunk_id for h in hits])
+    )
     for hit in hits:
         hit.chunk = chunks.get(hit.chunk_id)
     hits = [h for h in hits if h.chunk is not None]

@@ -38,6 +38,21 @@ def update_term_stats(*, document_id: int, sign: int) -> None:
         )
 
 
+def write_postings(*, document_id: int) -> None:
+    """The document's chunks' lexemes with their term frequencies (kb.models.Posting), from the tsvectors."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO kb_posting (chunk_id, lexeme, knowledge_base_id, document_id, language, tf, dl)
+            SELECT c.id, u.lexeme, c.knowledge_base_id, c.document_id, c.language,
+                   least(coalesce(array_length(u.positions, 1), 1), 32767), length(c.search_vector)
+            FROM kb_chunk c, unnest(c.search_vector) u
+            WHERE c.document_id = %s
+            """,
+            [document_id],
+        )
+
+
 def merge_search_index() -> None:
     """Move the full-text index's pending entries into the index proper.
 
@@ -105,5 +120,6 @@ def store_chunks(
                 [search_text(f"{c.heading}\n{c.text}", c.language) for c in chunks],
             ],
         )
+    write_postings(document_id=document.pk)
     update_term_stats(document_id=document.pk, sign=1)
     return len(chunks)

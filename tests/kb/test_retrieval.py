@@ -123,3 +123,54 @@ def test_a_configured_cross_encoder_reorders_the_fused_candidates_by_its_scores(
     plain = retrieval.search(knowledge_base=trilingual_kb, question=question, mode="hybrid", limit=3)
     assert "rerank_ms" not in plain.timings_ms and all("rerank" not in h.scores for h in plain.hits)
     monkeypatch.setattr(rerank, "_model", None)
+
+
+def _postings_match_chunks(document_id: int) -> int:
+    """Postings of the document, after checking they are exactly its chunks' lexemes and frequencies."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FROM (
+                (SELECT c.id, u.lexeme, coalesce(array_length(u.positions, 1), 1), length(c.search_vector)
+                 FROM kb_chunk c, unnest(c.search_vector) u WHERE c.document_id = %s
+                 EXCEPT SELECT chunk_id, lexeme, tf, dl FROM kb_posting WHERE document_id = %s)
+                UNION ALL
+                (SELECT chunk_id, lexeme, tf, dl FROM kb_posting WHERE document_id = %s
+                 EXCEPT SELECT c.id, u.lexeme, coalesce(array_length(u.positions, 1), 1), length(c.search_vector)
+                 FROM kb_chunk c, unnest(c.search_vector) u WHERE c.document_id = %s)
+            ) AS differences
+            """,
+            [document_id] * 4,
+        )
+        assert cursor.fetchone()[0] == 0
+    from kb.models import Posting
+
+    return Posting.objects.filter(document_id=document_id).count()
+
+
+def test_postings_follow_the_chunks_through_ingest_new_version_and_delete(tmp_path):
+    from kb.models import Posting
+    from kb.services import document_delete
+
+    knowledge_base = knowledge_base_create(slug="postings", name="Postings")
+    path = tmp_path / "travel-policy.en.txt"
+    path.write_bytes((FIXTURES / "travel-policy.en.txt").read_bytes())
+    document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
+    assert run_pipeline(document).status == Document.Status.READY
+    first = _postings_match_chunks(document.pk)
+    assert first > 20
+
+    # a new version replaces the chunks, and with them the postings
+    path.write_text(path.read_text() + "\n\nKilometre allowance: cycling to a client earns 0.30 EUR per kilometre.\n")
+    created = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False)
+    assert created.document.pk == document.pk
+    assert run_pipeline(created.document).status == Document.Status.READY
+    assert _postings_match_chunks(document.pk) > first
+    hits = retrieval.search(knowledge_base=knowledge_base, question="cycling kilometre allowance", mode="fulltext").hits
+    assert hits and "cycling" in hits[0].chunk.text
+
+    document_delete(document=Document.objects.get(pk=document.pk))
+    assert not Posting.objects.filter(document_id=document.pk).exists()
+    assert retrieval.search(knowledge_base=knowledge_base, question="hotel allowance", mode="fulltext").hits == []
