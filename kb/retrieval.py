@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -295,6 +296,15 @@ def languages_of(knowledge_base_id: int) -> set[str]:
         return {row[0] for row in cursor.fetchall() if row[0]}
 
 
+_embedding_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
+
+
+def _timed_embedding(question: str) -> tuple[Any, float]:
+    started = time.perf_counter()
+    vector = embedder.embed_query(question)
+    return vector, (time.perf_counter() - started) * 1000
+
+
 def search(
     *,
     knowledge_base: KnowledgeBase,
@@ -306,8 +316,13 @@ def search(
 ) -> SearchResult:
     mode = Mode(mode)
     limit = limit or settings.DOCENT_TOP_K
-    language = detect_language(question)
     timings: dict[str, float] = {}
+    embedding: Future[tuple[Any, float]] | None = None
+    if mode in (Mode.DENSE, Mode.HYBRID):
+        # The question is embedded on another thread while Postgres does the full-text half: onnxruntime
+        # and the database backend both run outside the GIL (README, "Speed").
+        embedding = _embedding_pool.submit(_timed_embedding, question)
+    language = detect_language(question)
     # A question is answered from passages in its own language when the base has any: a mixed-language
     # base otherwise returns the same passage's translation ahead of other relevant passages.
     scoped_language = language if language in languages_of(knowledge_base.pk) else None
@@ -316,13 +331,6 @@ def search(
     pool = max(limit * 4, 50)
     # With a reranker, fusion keeps more candidates and the cross-encoder picks the `limit` best of them.
     candidates = max(limit, settings.DOCENT_RERANK_CANDIDATES) if settings.DOCENT_RERANK_MODEL else limit
-    if mode in (Mode.DENSE, Mode.HYBRID):
-        started = time.perf_counter()
-        vector = embedder.embed_query(question)
-        timings["embed_ms"] = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        rankings["dense"] = dense_search(scope=scope, vector=vector, limit=pool)
-        timings["dense_ms"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     words = vocabulary(scope=scope, question=question, language=language)
     timings["vocabulary_ms"] = (time.perf_counter() - started) * 1000
@@ -332,6 +340,13 @@ def search(
             scope=scope, question=question, language=language, limit=pool, known=words
         )
         timings["fulltext_ms"] = (time.perf_counter() - started) * 1000
+    if embedding is not None:
+        started = time.perf_counter()
+        vector, timings["embed_ms"] = embedding.result()
+        timings["embed_wait_ms"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        rankings["dense"] = dense_search(scope=scope, vector=vector, limit=pool)
+        timings["dense_ms"] = (time.perf_counter() - started) * 1000
     if mode == Mode.HYBRID:
         fuse = reciprocal_rank_fusion if settings.DOCENT_FUSION == "rrf" else score_fusion
         hits = fuse(rankings, settings.DOCENT_FUSION_WEIGHTS, candidates)

