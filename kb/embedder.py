@@ -100,7 +100,8 @@ def get_query_model():  # type: ignore[no-untyped-def]
 
                     target = embed_onnx.export_dir(model_path(), model_name(), "fp32")
                     if embed_onnx.exported(target):
-                        model = embed_onnx.OnnxEncoder(target, threads=settings.DOCENT_QUERY_ENCODER_THREADS, spin=False)
+                        threads = settings.DOCENT_QUERY_ENCODER_THREADS
+                        model = embed_onnx.OnnxEncoder(target, threads=threads, spin=False)
                     else:
                         logger.info("no fp32 ONNX export in %s: questions are embedded by torch", target)
                 elif settings.DOCENT_QUERY_ENCODER not in ("onnx", "same"):
