@@ -22,7 +22,7 @@ from django.db import connection
 if TYPE_CHECKING:
     from kb.retrieval import Scope, Vocabulary
 
-from kb.language import search_config, search_text
+from kb.language import search_config
 
 # Identifiers written with capitals (AppArmor, SOURCE_DATE_EPOCH, GPG) or joined by hyphens (dh-golang,
 # salsa-ci) — not French inversions like "faut-il".
@@ -81,16 +81,12 @@ def _identifier_missing(scope: Scope, config: str, term: str) -> bool:
     return bool(set(parts) - _present(scope, config, parts))
 
 
-def check(*, scope: Scope, question: str, language: str, known: Vocabulary | None = None) -> RefusalCheck:
-    """`known`: the question's lexemes and their document frequencies when the search already read them."""
+def check(*, scope: Scope, question: str, language: str, known: Vocabulary) -> RefusalCheck:
+    """`known`: the question's lexemes and their document frequencies, as the search read them."""
     config = search_config(language)
     missing = [term for term in identifiers(question) if _identifier_missing(scope, config, term)]
-    if known is not None:
-        words, present = known.lexemes, set(known.df)
-    else:
-        words = _lexemes(config, search_text(question, language))
-        present = _present(scope, config, words)
-    absent = [w for w in words if w not in present]
+    words = known.lexemes
+    absent = [w for w in words if w not in known.df]
     # A hyphenated word ("one-line") is indexed whole and in parts; it is present when its parts are.
     for word in re.findall(r"\w+(?:-\w+)+", question):
         lexemes = _lexemes(config, word)
