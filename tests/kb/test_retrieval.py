@@ -174,3 +174,20 @@ def test_postings_follow_the_chunks_through_ingest_new_version_and_delete(tmp_pa
     document_delete(document=Document.objects.get(pk=document.pk))
     assert not Posting.objects.filter(document_id=document.pk).exists()
     assert retrieval.search(knowledge_base=knowledge_base, question="hotel allowance", mode="fulltext").hits == []
+
+
+def test_sources_load_as_the_orm_would_with_their_documents(trilingual_kb):
+    from kb.models import Chunk
+
+    ids = list(Chunk.objects.filter(knowledge_base=trilingual_kb).values_list("pk", flat=True)[:5])
+    loaded = retrieval.load_chunks(ids)
+    expected = Chunk.objects.select_related("document").in_bulk(ids)
+    assert set(loaded) == set(ids) and retrieval.load_chunks([]) == {}
+    for pk, chunk in loaded.items():
+        assert "embedding" in chunk.get_deferred_fields() and "text" in chunk.document.get_deferred_fields()
+        for name in ("document_id", "ordinal", "text", "page", "heading", "start", "end", "language"):
+            assert getattr(chunk, name) == getattr(expected[pk], name), name
+        assert chunk.document.title == expected[pk].document.title
+        assert chunk.document.original_name == expected[pk].document.original_name
+        # a field left out loads on access, like any deferred field
+        assert chunk.document.status == expected[pk].document.status == Document.Status.READY
