@@ -221,7 +221,7 @@ def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[
             "warm_up": f"{len(warm_up)} other questions first (the server's steady state)",
             "cold_pass_p50_ms": round(statistics.median(cold), 1) if cold else None,
             "cold_pass_p95_ms": round(percentile(cold, 0.95), 1) if cold else None,
-            # embed_ms runs beside vocabulary and fulltext (a second thread); embed_wait_ms is what it added
+            # embed_ms and dense_ms run beside vocabulary and fulltext (a second thread); dense_wait_ms: what they added
             "hybrid_steps_p50_ms": {step: round(statistics.median(v), 1) for step, v in steps.items()},
             "baseline": "SentenceTransformer.encode + exact numpy scan over all vectors in memory",
             "embedder": embedder.model_name(),

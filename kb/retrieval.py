@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from kb import embedder, refusal
 from kb.language import detect_language, search_config, search_text
@@ -336,13 +336,21 @@ def load_chunks(chunk_ids: Sequence[int]) -> dict[int, Chunk]:
     return chunks
 
 
-_embedding_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
+_dense_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dense-search")
 
 
-def _timed_embedding(question: str) -> tuple[Any, float]:
+def _embed_and_search(question: str, scope: Scope, limit: int) -> tuple[list[Hit], dict[str, float]]:
+    """The dense half on its own thread and database connection, beside the full-text half.
+
+    onnxruntime and the database both work outside the GIL, so the embedding and the HNSW scan overlap
+    Postgres ranking BM25 on the other connection (README, "Speed").
+    """
+    close_old_connections()  # this thread's connection: replaced when broken or past CONN_MAX_AGE
     started = time.perf_counter()
     vector = embedder.embed_query(question)
-    return vector, (time.perf_counter() - started) * 1000
+    embedded = time.perf_counter()
+    hits = dense_search(scope=scope, vector=vector, limit=limit)
+    return hits, {"embed_ms": (embedded - started) * 1000, "dense_ms": (time.perf_counter() - embedded) * 1000}
 
 
 def search(
@@ -357,11 +365,6 @@ def search(
     mode = Mode(mode)
     limit = limit or settings.DOCENT_TOP_K
     timings: dict[str, float] = {}
-    embedding: Future[tuple[Any, float]] | None = None
-    if mode in (Mode.DENSE, Mode.HYBRID):
-        # The question is embedded on another thread while Postgres does the full-text half: onnxruntime
-        # and the database backend both run outside the GIL (README, "Speed").
-        embedding = _embedding_pool.submit(_timed_embedding, question)
     started = time.perf_counter()
     language = detect_language(question)
     # A question is answered from passages in its own language when the base has any: a mixed-language
@@ -373,6 +376,9 @@ def search(
     pool = max(limit * 4, 50)
     # With a reranker, fusion keeps more candidates and the cross-encoder picks the `limit` best of them.
     candidates = max(limit, settings.DOCENT_RERANK_CANDIDATES) if settings.DOCENT_RERANK_MODEL else limit
+    dense: Future[tuple[list[Hit], dict[str, float]]] | None = None
+    if mode in (Mode.DENSE, Mode.HYBRID):
+        dense = _dense_pool.submit(_embed_and_search, question, scope, pool)
     started = time.perf_counter()
     words = vocabulary(scope=scope, question=question, language=language)
     timings["vocabulary_ms"] = (time.perf_counter() - started) * 1000
@@ -382,13 +388,11 @@ def search(
             scope=scope, question=question, language=language, limit=pool, known=words
         )
         timings["fulltext_ms"] = (time.perf_counter() - started) * 1000
-    if embedding is not None:
+    if dense is not None:
         started = time.perf_counter()
-        vector, timings["embed_ms"] = embedding.result()
-        timings["embed_wait_ms"] = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        rankings["dense"] = dense_search(scope=scope, vector=vector, limit=pool)
-        timings["dense_ms"] = (time.perf_counter() - started) * 1000
+        rankings["dense"], dense_timings = dense.result()
+        timings.update(dense_timings)
+        timings["dense_wait_ms"] = (time.perf_counter() - started) * 1000
     if mode == Mode.HYBRID:
         fuse = reciprocal_rank_fusion if settings.DOCENT_FUSION == "rrf" else score_fusion
         hits = fuse(rankings, settings.DOCENT_FUSION_WEIGHTS, candidates)
