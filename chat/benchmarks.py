@@ -260,6 +260,10 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
             "ttft_minus_bare_ms_median": round(
                 statistics.median(p["ttft_ms"] - b["ttft_ms"] for p, b in zip(product, bare, strict=True)), 1
             ),
+            # the same answers' pace on the server's generating thread, before any frame is sent
+            "model_tokens_per_s_median": statistics.median(
+                r["done"]["timings"].get("model_tokens_per_s", 0.0) for r in product
+            ),
             "answer_tokens": sum(r["tokens"] for r in product),
             "token_frames": sum(r["frames"] for r in product),
             "stream_flush_ms": settings.DOCENT_STREAM_FLUSH_MS,

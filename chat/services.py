@@ -232,6 +232,9 @@ class ThreadedGeneration:
                 ):
                     buffered.append(piece)
                     now = time.monotonic()
+                    self.stats.last_piece_at = time.perf_counter()
+                    if self.stats.first_piece_at is None:
+                        self.stats.first_piece_at = self.stats.last_piece_at
                     if now - handed_at >= interval:
                         loop.call_soon_threadsafe(pieces.put_nowait, ("piece", "".join(buffered)))
                         buffered.clear()
@@ -380,6 +383,10 @@ async def answer(
         completion_tokens=stats.completion_tokens,
         tokens_per_s=round((stats.completion_tokens - 1) / decode_s, 1) if decode_s > 0 else 0.0,
     )
+    if stats.first_piece_at is not None and stats.last_piece_at and stats.last_piece_at > stats.first_piece_at:
+        # pieces over the generating thread's own first-to-last span: the model's pace inside the server
+        model_s = stats.last_piece_at - stats.first_piece_at
+        timings["model_tokens_per_s"] = round((stats.completion_tokens - 1) / model_s, 1)
     message = await sync_to_async(_save_answer)(
         conversation=conversation,
         text=text,

@@ -26,6 +26,7 @@ class Question:
     page: int | None
     answer_phrases: list[str]
     unanswerable: bool
+    answer: str = ""  # a reference answer, where the set gives one
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def load_questions(path: Path) -> list[Question]:
                 page=raw.get("page"),
                 answer_phrases=list(raw.get("answer_phrases") or []),
                 unanswerable=bool(raw.get("unanswerable")),
+                answer=raw.get("answer") or "",
             )
         )
     return questions
@@ -119,3 +121,33 @@ def refusal(outcomes: list[Outcome]) -> dict[str, float]:
         "unanswerable_refused": round(sum(not o.answered for o in unanswerable) / max(1, len(unanswerable)), 4),
         "answerable_refused": round(sum(not o.answered for o in answerable) / max(1, len(answerable)), 4),
     }
+
+
+@dataclass
+class AttributionCase:
+    """One answer's sentence matches (chat.citations.match_sentences) and which of its sources hold the answer."""
+
+    lang: str
+    matches: list[Any]
+    relevant: set[int]
+
+
+def attribution_scores(cases: list[AttributionCase], overlap: float, similarity: float) -> dict[str, float]:
+    """Attribution at the given thresholds.
+
+    precision: share of attributed sources that hold the answer (a source can support an answer without
+    holding its pinned phrase, so this undercounts); recall: share of answers with a source that holds the
+    answer that are attributed to at least one such source.
+    """
+    cited = correct = found = reachable = 0
+    for case in cases:
+        numbers = {a.number for m in case.matches if (a := m.attribution(overlap, similarity)) is not None}
+        cited += len(numbers)
+        correct += len(numbers & case.relevant)
+        if case.relevant:
+            reachable += 1
+            found += bool(numbers & case.relevant)
+    precision = correct / cited if cited else 1.0
+    recall = found / reachable if reachable else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "cited": cited}

@@ -16,6 +16,10 @@ class Generation:
     prompt_tokens: int | None = 0  # None: the server did not report it
     completion_tokens: int = 0
     finish_reason: str = ""
+    # perf_counter when the first and the last piece left the backend, on the generating thread: the
+    # model's own pace, before any hand-over to the event loop
+    first_piece_at: float | None = None
+    last_piece_at: float | None = None
 
 
 class LLMBackend(Protocol):

@@ -57,6 +57,7 @@ def test_eval_qa_ingests_the_dataset_and_reports_every_mode(tmp_path):
             "page": None,
             "answer_phrases": ["10秒"],
             "unanswerable": False,
+            "answer": "将水壶放在底座上，同时按住 TEMP 和 POWER 按钮10秒，直到环形灯蓝色闪烁三次。",
         },
         {
             "id": "fr-01",
@@ -66,6 +67,7 @@ def test_eval_qa_ingests_the_dataset_and_reports_every_mode(tmp_path):
             "page": None,
             "answer_phrases": ["30 minutes"],
             "unanswerable": False,
+            "answer": "La Lumen K3 maintient l'eau à la température choisie pendant 30 minutes après la chauffe.",
         },
         {
             "id": "en-u1",
@@ -79,9 +81,29 @@ def test_eval_qa_ingests_the_dataset_and_reports_every_mode(tmp_path):
     ]
     (tmp_path / "questions.jsonl").write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in questions))
     out = tmp_path / "report.json"
-    call_command("eval_qa", dataset=str(tmp_path), kb="evalset", json=str(out))
+    call_command("eval_qa", dataset=str(tmp_path), kb="evalset", json=str(out), attribution=True)
     report = json.loads(out.read_text())
+    # both reference answers restate a source that holds the answer, and are attributed to it
+    attribution = report["attribution"]
+    assert attribution["answers"] == attribution["with_a_relevant_source"] == 2
+    assert attribution["current"]["recall"] == 1.0 and attribution["current"]["precision"] > 0
+    assert {(row["overlap"], row["similarity"]) for row in attribution["sweep"]} >= {(0.7, 0.7), (0.6, 0.7)}
     assert set(report["modes"]) == {"dense", "fulltext", "hybrid"}
     assert report["modes"]["fulltext"]["overall"]["n"] == 2
     assert report["modes"]["hybrid"]["overall"]["hit@5"] == 1.0
     assert set(report["refusal"]) >= {"unanswerable_refused", "answerable_refused"}
+
+
+def test_attribution_scores_count_sources_that_hold_the_answer():
+    from chat.citations import SentenceMatch
+    from kb.evaluation import AttributionCase, attribution_scores
+
+    copied = SentenceMatch("copied", overlap=0.9, overlap_source=(1, "a"), similarity=0.9, similarity_source=(1, "a"))
+    loose = SentenceMatch("loose", overlap=0.2, overlap_source=(2, "b"), similarity=0.75, similarity_source=(3, "c"))
+    cases = [AttributionCase("en", [copied], {1}), AttributionCase("en", [loose], {2})]
+    # strict: only the copied sentence is attributed, to the right source
+    assert attribution_scores(cases, 0.7, 0.8) == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "cited": 1}
+    # looser similarity also attributes the loose sentence, to a source without the answer
+    assert attribution_scores(cases, 0.7, 0.7) == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "cited": 2}
+    # nothing attributed: no wrong citation, nothing found
+    assert attribution_scores(cases, 1.01, 1.01)["cited"] == 0

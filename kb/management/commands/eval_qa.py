@@ -13,7 +13,18 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kb import retrieval
-from kb.evaluation import Outcome, Passage, Question, first_hit_rank, is_hit, load_questions, refusal, summarise
+from kb.evaluation import (
+    AttributionCase,
+    Outcome,
+    Passage,
+    Question,
+    attribution_scores,
+    first_hit_rank,
+    is_hit,
+    load_questions,
+    refusal,
+    summarise,
+)
 from kb.models import Document, KnowledgeBase
 
 
@@ -25,6 +36,11 @@ class Command(BaseCommand):
         parser.add_argument("--kb", required=True, metavar="SLUG")
         parser.add_argument("--modes", default=",".join(m.value for m in retrieval.Mode))
         parser.add_argument("--generate", action="store_true", help="also generate answers and score their citations")
+        parser.add_argument(
+            "--attribution",
+            action="store_true",
+            help="calibrate the thresholds that attribute an uncited answer to its sources, on the reference answers",
+        )
         parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -58,6 +74,8 @@ class Command(BaseCommand):
         report["latency_ms"] = {m: {"p50": round(statistics.median(t), 1)} for m, t in timings.items()}
         if options["generate"]:
             report["generate"] = self.generate(knowledge_base, questions, names)
+        if options["attribution"]:
+            report["attribution"] = self.calibrate_attribution(knowledge_base, questions, names)
         self.print_table(report)
         if options["json"]:
             Path(options["json"]).write_text(json.dumps(report, indent=2, ensure_ascii=False))
@@ -115,6 +133,45 @@ class Command(BaseCommand):
             "n": len(answerable),
         }
 
+    def calibrate_attribution(
+        self, knowledge_base: KnowledgeBase, questions: list[Question], names: dict[int, str]
+    ) -> dict[str, Any]:
+        """Sweep the overlap and similarity thresholds of chat.citations over the set's reference answers,
+        each against the sources the chat would give the model for its question."""
+        from chat import citations
+
+        cases = []
+        for question in questions:
+            if question.unanswerable or not question.answer:
+                continue
+            result = retrieval.search(knowledge_base=knowledge_base, question=question.question)
+            sources = {n: h.chunk.text for n, h in enumerate(result.hits, start=1)}
+            relevant = {
+                n
+                for n, h in enumerate(result.hits, start=1)
+                if is_hit(question, Passage(names.get(h.chunk.document_id, ""), h.chunk.page, h.chunk.text))
+            }
+            matches = citations.match_sentences(question.answer, sources, embed_all=True)
+            cases.append(AttributionCase(question.lang, matches, relevant))
+        sweep = [
+            {"overlap": o, "similarity": s, **attribution_scores(cases, o, s)}
+            for o in (0.4, 0.5, 0.6, 0.7, 0.8)
+            for s in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.01)
+        ]
+        current = (citations.OVERLAP_THRESHOLD, citations.SIMILARITY_THRESHOLD)
+        by_lang = {
+            lang: attribution_scores([c for c in cases if c.lang == lang], *current)
+            for lang in sorted({c.lang for c in cases})
+        }
+        return {
+            "answers": len(cases),
+            "with_a_relevant_source": sum(1 for c in cases if c.relevant),
+            "current": {"overlap": current[0], "similarity": current[1], **attribution_scores(cases, *current)},
+            "current_by_lang": by_lang,
+            "best_f1": max(sweep, key=lambda row: (row["f1"], row["precision"])),
+            "sweep": sweep,
+        }
+
     def print_table(self, report: dict[str, Any]) -> None:
         langs = sorted({lang for m in report["modes"].values() for lang in m["by_lang"]})
         header = f"{'mode':<10} {'metric':<8} {'all':>6} " + " ".join(f"{lang:>6}" for lang in langs)
@@ -131,6 +188,32 @@ class Command(BaseCommand):
             f"answerable wrongly refused {r['answerable_refused']:.2f}"
         )
         self.stdout.write("retrieval p50 ms: " + ", ".join(f"{m} {v['p50']}" for m, v in report["latency_ms"].items()))
+        if "attribution" in report:
+            a = report["attribution"]
+            self.stdout.write(
+                f"attribution of the {a['answers']} reference answers ({a['with_a_relevant_source']} with a source "
+                "holding the answer): overlap / similarity threshold -> precision, recall"
+            )
+            for row in a["sweep"]:
+                mark = (
+                    " (current)"
+                    if (row["overlap"], row["similarity"])
+                    == (
+                        a["current"]["overlap"],
+                        a["current"]["similarity"],
+                    )
+                    else ""
+                )
+                self.stdout.write(
+                    f"  {row['overlap']:.2f} / {row['similarity']:.2f} -> {row['precision']:.3f}, {row['recall']:.3f}"
+                    f" (f1 {row['f1']:.3f}, {row['cited']} cited){mark}"
+                )
+            self.stdout.write(
+                "  current by language: "
+                + ", ".join(
+                    f"{lang} {v['precision']:.2f}/{v['recall']:.2f}" for lang, v in a["current_by_lang"].items()
+                )
+            )
         if "generate" in report:
             g = report["generate"]
             self.stdout.write(
