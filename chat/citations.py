@@ -85,7 +85,7 @@ def match_sentences(answer: str, sources: dict[int, str], *, embed_all: bool = F
         matches.append(SentenceMatch(sentence, overlaps[best], candidates[best]))
     unmatched = [i for i, m in enumerate(matches) if embed_all or m.overlap < OVERLAP_THRESHOLD]
     if unmatched:
-        vectors = embedder.embed_documents([matches[i].sentence for i in unmatched] + [s for _, s in candidates])
+        vectors = embedder.embed_sentences([matches[i].sentence for i in unmatched] + [s for _, s in candidates])
         similarity = vectors[: len(unmatched)] @ vectors[len(unmatched) :].T
         for i, row in zip(unmatched, similarity, strict=True):
             best = int(np.argmax(row))

@@ -23,8 +23,7 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
         from kb.ingest.nlp import ensure_spacy_model
         from kb.language import search_text
 
-        embedder.embed_query("warm up")
-        embedder.embed_documents(["warm up"])  # answers are attributed to sources with the document model
+        embedder.embed_query("warm up")  # the question encoder also attributes answers to their sources
         backend = get_backend()
         if hasattr(backend, "load"):
             backend.load()

@@ -126,6 +126,22 @@ def embed_documents(texts: list[str]) -> np.ndarray:
     )
 
 
+def embed_sentences(texts: list[str]) -> np.ndarray:
+    """Short texts compared with one another (an answer's sentences against its sources'), in the web process.
+
+    By the question encoder: the same vectors as the document model, and with the fp32 ONNX export no torch
+    runs in the web process, whose OpenMP threads would throttle the chat model's (chat.services).
+    Small batches: sentences differ in length, and a batch is padded to its longest.
+    """
+    if not texts:
+        import numpy as np
+
+        return np.zeros((0, settings.DOCENT_EMBED_DIM), dtype="float32")
+    return get_query_model().encode(
+        texts, batch_size=8, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+
+
 def embed_query(text: str) -> np.ndarray:
     return get_query_model().encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[
         0

@@ -194,3 +194,16 @@ def test_output_is_only_ever_released_not_retracted() -> None:
             shown += stream.feed(ch)
             assert final.startswith(shown)
         assert shown + stream.flush() == final
+
+
+def test_generations_run_on_one_thread_per_model_slot() -> None:
+    """The in-process model's OpenMP team stays on one thread (a second team throttles both)."""
+    import threading
+
+    from chat.services import generation_executor
+
+    single = generation_executor(1)
+    assert generation_executor(1) is single and single._max_workers == 1
+    threads = {single.submit(threading.get_ident).result() for _ in range(20)}
+    assert len(threads) == 1
+    assert generation_executor(4) is not single and generation_executor(4)._max_workers == 4

@@ -70,6 +70,10 @@ def test_questions_are_embedded_by_the_fp32_export_with_the_models_own_vectors(s
     for text in QUERIES + PASSAGES:
         reference = bare.encode([text], normalize_embeddings=True)[0]
         assert np.abs(embedder.embed_query(text) - reference).max() < 1e-5
+    # answers are attributed to sources by the same encoder, in small batches, with the model's vectors
+    batch = embedder.embed_sentences(QUERIES + PASSAGES)
+    assert np.abs(batch - bare.encode(QUERIES + PASSAGES, normalize_embeddings=True)).max() < 1e-5
+    assert embedder.embed_sentences([]).shape == (0, batch.shape[1])
 
     # "same": questions go through the document model
     monkeypatch.setattr(embedder, "_query_model", None)
