@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -112,18 +112,18 @@ def get_query_model():  # type: ignore[no-untyped-def]
     return _query_model or get_model()
 
 
-def embed_documents(texts: list[str]) -> np.ndarray:
+def _encode(model: Any, texts: list[str], batch_size: int) -> np.ndarray:
     if not texts:
         import numpy as np
 
         return np.zeros((0, settings.DOCENT_EMBED_DIM), dtype="float32")
-    return get_model().encode(
-        texts,
-        batch_size=settings.DOCENT_EMBED_BATCH,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
+    return model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
+
+
+def embed_documents(texts: list[str]) -> np.ndarray:
+    return _encode(get_model(), texts, settings.DOCENT_EMBED_BATCH)
 
 
 def embed_sentences(texts: list[str]) -> np.ndarray:
@@ -133,13 +133,7 @@ def embed_sentences(texts: list[str]) -> np.ndarray:
     runs in the web process, whose OpenMP threads would throttle the chat model's (chat.services).
     Small batches: sentences differ in length, and a batch is padded to its longest.
     """
-    if not texts:
-        import numpy as np
-
-        return np.zeros((0, settings.DOCENT_EMBED_DIM), dtype="float32")
-    return get_query_model().encode(
-        texts, batch_size=8, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
+    return _encode(get_query_model(), texts, 8)
 
 
 def embed_query(text: str) -> np.ndarray:

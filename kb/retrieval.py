@@ -7,6 +7,7 @@ base inside a large table still gets its full top k.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -302,9 +303,13 @@ _SKIPPED_CHUNK_FIELDS = {"embedding", "search_vector"}
 _DOCUMENT_FIELDS = {"id", "knowledge_base", "title", "original_name", "language", "file"}
 
 
-def _loaded_fields(model: type[Chunk] | type[Document], keep: Any) -> list[Any]:
-    # in the model's own field order, which Model.from_db expects
-    return [f for f in model._meta.concrete_fields if keep(f.name)]
+@functools.cache
+def _loaded_fields() -> tuple[list[Any], list[Any]]:
+    # chunk and document fields, each in its model's own field order, which Model.from_db expects
+    return (
+        [f for f in Chunk._meta.concrete_fields if f.name not in _SKIPPED_CHUNK_FIELDS],
+        [f for f in Document._meta.concrete_fields if f.name in _DOCUMENT_FIELDS],
+    )
 
 
 def load_chunks(chunk_ids: Sequence[int]) -> dict[int, Chunk]:
@@ -315,8 +320,7 @@ def load_chunks(chunk_ids: Sequence[int]) -> dict[int, Chunk]:
     """
     if not chunk_ids:
         return {}
-    chunk_fields = _loaded_fields(Chunk, lambda name: name not in _SKIPPED_CHUNK_FIELDS)
-    document_fields = _loaded_fields(Document, lambda name: name in _DOCUMENT_FIELDS)
+    chunk_fields, document_fields = _loaded_fields()
     columns = [f'c."{f.column}"' for f in chunk_fields] + [f'd."{f.column}"' for f in document_fields]
     with connection.cursor() as cursor:
         cursor.execute(

@@ -194,16 +194,9 @@ class Command(BaseCommand):
                 f"attribution of the {a['answers']} reference answers ({a['with_a_relevant_source']} with a source "
                 "holding the answer): overlap / similarity threshold -> precision, recall"
             )
+            current = (a["current"]["overlap"], a["current"]["similarity"])
             for row in a["sweep"]:
-                mark = (
-                    " (current)"
-                    if (row["overlap"], row["similarity"])
-                    == (
-                        a["current"]["overlap"],
-                        a["current"]["similarity"],
-                    )
-                    else ""
-                )
+                mark = " (current)" if (row["overlap"], row["similarity"]) == current else ""
                 self.stdout.write(
                     f"  {row['overlap']:.2f} / {row['similarity']:.2f} -> {row['precision']:.3f}, {row['recall']:.3f}"
                     f" (f1 {row['f1']:.3f}, {row['cited']} cited){mark}"
