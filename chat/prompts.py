@@ -1,6 +1,6 @@
 """Prompt building and citation markers.
 
-Sources are numbered [1]..[n] in the prompt; the answer cites them with the same numbers.
+Sources are numbered 1..n in the prompt; the answer cites them as [n] with the same numbers.
 """
 
 from __future__ import annotations
@@ -11,16 +11,27 @@ from dataclasses import dataclass
 
 from kb.ingest.chunk import approximate_tokens
 
+# Chosen by measurement (README, "Choosing the models"): a plain "Context:" of numbered passages with their
+# section, then the question and the request in the question's own language (the model answers in the language
+# it is asked in). Asked for "[n]" markers, Qwen2.5 models wrote only markers ("[1] [2] [3]") for some French
+# and Chinese questions, and asked to reply with a fixed word when the sources fall short, the 0.5B model refused
+# half the answerable questions: answers are attributed to their sources afterwards (chat.citations), and
+# refusal is decided before the model (kb.refusal).
 SYSTEM_PROMPT = (
-    "You are Docent, an assistant that answers questions using only the numbered sources provided. "
-    "Answer briefly in the language of the question. After each fact, cite its source number in square "
-    "brackets, like [1]. If the sources do not contain the answer, say that you do not know."
+    "You are Docent, a helpful assistant. Answer the user's question using only the context provided. Be precise."
 )
 
 # Small models continue the prompt's pattern after answering; these end the answer there.
-STOP_SEQUENCES = ["\nQuestion:", "\nSources:", "\nAnswer in "]
+STOP_SEQUENCES = ["\nQuestion:", "\nQuestion :", "\n问题：", "\nContext:"]
 
-_LANGUAGE_NAMES = {"en": "English", "fr": "French", "zh": "Chinese"}
+# After the context, in the question's language.
+ANSWER_REQUEST = {
+    "en": "Question: {question}\nUsing the context above, answer in English in one to three full sentences.",
+    "fr": (
+        "Question : {question}\nÀ partir du contexte ci-dessus, réponds en français en une à trois phrases complètes."
+    ),
+    "zh": "问题：{question}\n请根据上面的内容，用中文以一到三个完整的句子回答。",
+}
 
 
 @dataclass(frozen=True)
@@ -33,27 +44,20 @@ class PromptSource:
 
 
 def format_source(source: PromptSource) -> str:
-    where = source.title
-    if source.page:
-        where += f", page {source.page}"
-    if source.heading:
-        where += f" — {source.heading}"
-    return f"[{source.n}] ({where})\n{source.text}"
+    """`[n] heading` and the passage: titles and pages stay out of the prompt (the model copied them into its
+    answers), the source list shows them."""
+    head = f"[{source.n}] {source.heading}" if source.heading else f"[{source.n}]"
+    return f"{head}\n{source.text.strip()}"
 
 
-def build_messages(
-    *,
-    question: str,
-    sources: list[PromptSource],
-    language: str,
-    budget_tokens: int,
-    count_tokens: Callable[[str], int] | None = None,
-) -> list[dict[str, str]]:
-    """System and user messages; sources fill `budget_tokens` (by the chat model's tokenizer when given) in
-    rank order so the best survive, the last one cut at a sentence or word end when it does not fit whole.
+def source_blocks(
+    sources: list[PromptSource], budget_tokens: int, count_tokens: Callable[[str], int] | None = None
+) -> list[str]:
+    """The sources' blocks in rank order within `budget_tokens` (so the best survive), the last one cut at a
+    sentence or word end when it does not fit whole, or left out when less than MIN_PARTIAL_SOURCE_TOKENS fit.
 
-    Counted in tokens, not characters: a Chinese character costs the chat model a token or more, so a
-    character budget sized for English would overflow the context window with Chinese sources.
+    Counted in the chat model's tokens when `count_tokens` is its tokenizer: a Chinese character costs a token
+    or more, so a character budget sized for English would overflow the context window with Chinese sources.
     """
     count = count_tokens or approximate_tokens
     blocks: list[str] = []
@@ -68,8 +72,22 @@ def build_messages(
             break
         blocks.append(block)
         used += cost + 1
-    language_name = _LANGUAGE_NAMES.get(language, "the language of the question")
-    user = "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer in {language_name}:"
+    return blocks
+
+
+def build_messages(
+    *,
+    question: str,
+    sources: list[PromptSource],
+    language: str,
+    budget_tokens: int,
+    count_tokens: Callable[[str], int] | None = None,
+) -> list[dict[str, str]]:
+    """The system and user messages of one answer: the context (see `source_blocks`), the question, and the
+    request to answer in `language` (en, fr, zh; other languages get the English request)."""
+    blocks = source_blocks(sources, budget_tokens, count_tokens)
+    request = ANSWER_REQUEST.get(language, ANSWER_REQUEST["en"]).format(question=question)
+    user = "Context:\n" + "\n\n".join(blocks) + f"\n\n{request}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 

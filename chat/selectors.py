@@ -21,7 +21,8 @@ def conversation_history(*, conversation: Conversation) -> list[dict[str, Any]]:
                 "role": message.role,
                 "text": message.text,
                 "sources": message.sources,
-                "citations": [c.number for c in message.citations.all()],
+                # in the order the answer first used them, as its `done` frame gave them
+                "citations": [c.number for c in sorted(message.citations.all(), key=lambda c: c.pk)],
                 "citation_urls": citation_urls(message),
                 "answered": message.answered,
                 "stopped": message.stopped,

@@ -21,8 +21,9 @@ from django.urls import reverse
 
 from chat.citations import Attribution, attribute
 from chat.followup import standalone_question
-from chat.llm import Generation, LLMError, get_backend
+from chat.llm import Generation, LLMBackend, LLMError, get_backend
 from chat.models import Citation, Conversation, Message
+from chat.phrases import sources_in_other_languages
 from chat.prompts import PromptSource, build_messages
 from chat.selectors import citation_urls
 from chat.streaming import CitationStream
@@ -218,7 +219,10 @@ class ThreadedGeneration:
     is still busy, even when the listener has gone away.
     """
 
-    def __init__(self, messages: list[dict[str, str]], *, max_tokens: int, stop: threading.Event) -> None:
+    def __init__(
+        self, messages: list[dict[str, str]], *, max_tokens: int, stop: threading.Event, backend: LLMBackend
+    ) -> None:
+        self.backend = backend
         self.messages = messages
         self.max_tokens = max_tokens
         self.stop = stop
@@ -230,7 +234,7 @@ class ThreadedGeneration:
         return self.stop.is_set() or self._abandoned.is_set()
 
     async def run(self, release: Callable[[], None]) -> AsyncIterator[str]:
-        backend = get_backend()
+        backend = self.backend
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -295,8 +299,12 @@ async def answer(
     mode: str | None = None,
     stop: threading.Event | None = None,
     max_tokens: int | None = None,
+    llm: str | None = None,
 ) -> AsyncIterator[Event]:
-    """Yield the protocol's events for one question: queued*, sources, token+, done."""
+    """Yield the protocol's events for one question: queued*, sources, token+, done.
+
+    `llm`: a chat model other than the configured one (a chat.llm.presets name or GGUF path; evaluations).
+    """
     stop = stop or threading.Event()
     started = time.perf_counter()
     question = question.strip()
@@ -320,13 +328,14 @@ async def answer(
     if not result.answerable:
         # Refused without calling the model: it would only invent an answer.
         timings["refusal_reason"] = result.refusal_reason
+        refusal = knowledge_base.refusal_for(result.language)
         yield {"type": "sources", "items": []}
-        yield {"type": "token", "text": knowledge_base.refusal_text}
+        yield {"type": "token", "text": refusal}
         timings.update(ttft_ms=round((time.perf_counter() - started) * 1000, 1), prompt_tokens=0, completion_tokens=0)
         timings.update(total_ms=timings["ttft_ms"], tokens_per_s=0.0)
         message = await sync_to_async(_save_answer)(
             conversation=conversation,
-            text=knowledge_base.refusal_text,
+            text=refusal,
             sources=[],
             citations=[],
             source_texts={},
@@ -337,7 +346,8 @@ async def answer(
         yield _done(message, conversation, [], timings, answered=False)
         return
 
-    queue = generation_queue(get_backend().slots)
+    backend = get_backend(llm)
+    queue = generation_queue(backend.slots)
     async for position in queue.turns(object()):
         yield {"type": "queued", "position": position}
     max_tokens = max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS
@@ -345,8 +355,7 @@ async def answer(
         PromptSource(n=s["n"], title=s["title"], page=s["page"], heading=s["heading"] or "", text=hit.chunk.text)
         for s, hit in zip(sources, result.hits, strict=True)
         if hit.chunk is not None
-    ]
-    backend = get_backend()
+    ][: settings.DOCENT_PROMPT_SOURCES]
     messages = await sync_to_async(build_messages, thread_sensitive=False)(
         question=question,
         sources=prompt_sources,
@@ -355,7 +364,7 @@ async def answer(
         count_tokens=backend.count_tokens,
     )
     prompt_ready = time.perf_counter()
-    generation = ThreadedGeneration(messages, max_tokens=max_tokens, stop=stop)
+    generation = ThreadedGeneration(messages, max_tokens=max_tokens, stop=stop, backend=backend)
     stats = generation.stats
     pieces: list[str] = []
     first_token_at: float | None = None
@@ -374,6 +383,12 @@ async def answer(
         if rest := markers.flush():
             pieces.append(rest)
             yield {"type": "token", "text": rest}
+        # Sources in another language may be used; the answer says so, in the asker's language.
+        body = "".join(pieces).strip()
+        note = sources_in_other_languages(result.language, [h.chunk.language for h in result.hits if h.chunk])
+        if note and body and not stop.is_set():
+            pieces.append("\n\n" + note)
+            yield {"type": "token", "text": "\n\n" + note}
     except LLMError as exc:
         raise AnswerError("llm_error", str(exc)) from exc
     finally:
@@ -383,8 +398,8 @@ async def answer(
     text = "".join(pieces).strip()
     citations = [Attribution(n, "") for n in markers.cited]
     texts = {s["n"]: hit.chunk.text for s, hit in zip(sources, result.hits, strict=True) if hit.chunk}
-    if not citations and text:
-        citations = await sync_to_async(attribute, thread_sensitive=False)(text, texts)
+    if not citations and body:
+        citations = await sync_to_async(attribute, thread_sensitive=False)(body, texts)
     decode_s = finished - (first_token_at or finished)
     timings.update(
         ttft_ms=round(((first_token_at or finished) - started) * 1000, 1),

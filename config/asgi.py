@@ -22,8 +22,12 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
         from kb import embedder
         from kb.ingest.nlp import ensure_spacy_model
         from kb.language import search_text
+        from kb.models import KnowledgeBase
 
-        embedder.embed_query("warm up")  # the question encoder also attributes answers to their sources
+        # each base's question encoder (it also attributes answers to their sources)
+        for name in {embedder.default_name(), *KnowledgeBase.objects.values_list("embedder", flat=True)}:
+            if name:
+                embedder.embed_query("warm up", name)
         backend = get_backend()
         if hasattr(backend, "load"):
             backend.load()

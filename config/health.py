@@ -41,17 +41,10 @@ def _workers() -> int:
 
 
 def _embedder() -> str:
-    from pathlib import Path
+    from kb import embedder, encoders
 
-    from kb import embedder
-
-    try:
-        path = Path(embedder.model_path())
-    except RuntimeError as exc:
-        return f"error: {exc}"
-    if settings.DOCENT_EMBED_MODEL and not path.exists():
-        return "ok"  # a model name, resolved by sentence-transformers from its local cache
-    return "ok" if (path / "modules.json").exists() or (path / "config.json").exists() else f"error: no model at {path}"
+    status = encoders.check(embedder.default_name())
+    return status if status == "ok" else f"error: {status}"
 
 
 def _llm() -> str:

@@ -192,7 +192,7 @@ def ingest_corpus(
         batch = todo[start : start + INGEST_BATCH]
         drafts = [_drafts(d) for d in batch]
         texts = [embedding_text(draft, "") for per_document in drafts for draft in per_document]
-        vectors = embedder.embed_documents(texts)
+        vectors = embedder.embed_documents(texts, knowledge_base.embedder)
         offset = 0
         with transaction.atomic():
             for corpus_document, document_drafts in zip(batch, drafts, strict=True):

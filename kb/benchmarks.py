@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 
-from kb import embedder, retrieval
+from kb import embedder, encoders, retrieval, vector_index
 from kb.ingest.chunk import ChunkDraft, split_sentences
 from kb.ingest.parse import parse_file
 from kb.ingest.store import merge_search_index, store_chunks
@@ -80,7 +80,7 @@ def synthesise_chunks(knowledge_base: KnowledgeBase, count: int, log: Callable[[
     if existing >= count:
         return 0.0
     started = time.perf_counter()
-    pool_vectors = embedder.embed_documents(pool)
+    pool_vectors = embedder.embed_documents(pool, knowledge_base.embedder)
     embed_seconds = time.perf_counter() - started
     log(f"  embedded {len(pool)} distinct sentences in {embed_seconds:.0f} s")
     documents = existing // CHUNKS_PER_DOCUMENT
@@ -115,11 +115,12 @@ def synthesise_chunks(knowledge_base: KnowledgeBase, count: int, log: Callable[[
     return embed_seconds
 
 
-def rebuild_hnsw() -> float:
+def rebuild_hnsw(dimension: int) -> float:
+    vector_index.ensure_index(dimension)
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
         started = time.perf_counter()
-        cursor.execute("REINDEX INDEX chunk_embedding_hnsw")
+        cursor.execute(f"REINDEX INDEX {vector_index.index_name(dimension)}")
         return time.perf_counter() - started
 
 
@@ -129,8 +130,9 @@ def exact_neighbours(knowledge_base_id: int, vector: np.ndarray, limit: int) -> 
         cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(
-            "SELECT id FROM kb_chunk WHERE knowledge_base_id = %s ORDER BY embedding <=> %s::vector, id LIMIT %s",
-            [knowledge_base_id, literal, limit],
+            "SELECT id FROM kb_chunk WHERE knowledge_base_id = %s AND vector_dims(embedding) = %s"
+            " ORDER BY embedding <=> %s::vector, id LIMIT %s",
+            [knowledge_base_id, len(vector), literal, limit],
         )
         return [row[0] for row in cursor.fetchall()]
 
@@ -138,7 +140,7 @@ def exact_neighbours(knowledge_base_id: int, vector: np.ndarray, limit: int) -> 
 def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[str], None]) -> Report:
     knowledge_base = knowledge_base_create(slug=f"bench-retrieval-{chunks}", name=f"Benchmark: {chunks} chunks")
     embed_seconds = synthesise_chunks(knowledge_base, chunks, log)
-    build_seconds = rebuild_hnsw() if (reindex or embed_seconds) else None
+    build_seconds = rebuild_hnsw(embedder.dimension(knowledge_base.embedder)) if (reindex or embed_seconds) else None
     with connection.cursor() as cursor:
         # the steady state autovacuum keeps: statistics, and postings visible to index-only scans
         cursor.execute("VACUUM (ANALYZE) kb_chunk, kb_posting")
@@ -156,7 +158,7 @@ def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[
         words = sentence.split()
         questions.append(" ".join(words[: max(4, len(words) // 2)]))
 
-    embedder.embed_query("warm up")
+    embedder.embed_query("warm up", knowledge_base.embedder)
     warm_up, questions = questions[: len(questions) // 2], questions[len(questions) // 2 :]
     cold: list[float] = []
     for question in warm_up:
@@ -178,11 +180,12 @@ def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[
     # Bare library: raw SentenceTransformer.encode and an exact scan of all vectors in memory (numpy).
     vectors = Chunk.objects.filter(knowledge_base=knowledge_base).values_list("embedding", flat=True)
     matrix = np.asarray(list(vectors), dtype="float32")
-    model = embedder.get_model()
+    bare_description, _, bare_query = encoders.bare(knowledge_base.embedder)
+    bare_query("warm up")
     bare: list[float] = []
     for question in questions:
         started = time.perf_counter()
-        vector = model.encode([question], normalize_embeddings=True, show_progress_bar=False)[0]
+        vector = np.asarray(bare_query(question), dtype="float32")
         scores = matrix @ vector
         np.argpartition(-scores, 10)[:10]
         bare.append((time.perf_counter() - started) * 1000)
@@ -190,7 +193,7 @@ def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[
     recalls = []
     scope = retrieval.Scope(knowledge_base.pk)
     for question in questions:
-        vector = embedder.embed_query(question)
+        vector = embedder.embed_query(question, knowledge_base.embedder)
         approximate = [h.chunk_id for h in retrieval.dense_search(scope=scope, vector=vector, limit=10)]
         exact = exact_neighbours(knowledge_base.pk, vector, 10)
         recalls.append(len(set(approximate) & set(exact)) / max(1, len(exact)))
@@ -223,8 +226,8 @@ def bench_retrieval(*, chunks: int, queries: int, reindex: bool, log: Callable[[
             "cold_pass_p95_ms": round(percentile(cold, 0.95), 1) if cold else None,
             # embed_ms and dense_ms run beside vocabulary and fulltext (a second thread); dense_wait_ms: what they added
             "hybrid_steps_p50_ms": {step: round(statistics.median(v), 1) for step, v in steps.items()},
-            "baseline": "SentenceTransformer.encode + exact numpy scan over all vectors in memory",
-            "embedder": embedder.model_name(),
+            "baseline": f"{bare_description} + exact numpy scan over all vectors in memory",
+            "embedder": knowledge_base.embedder,
             "cpu_cores": os.cpu_count(),
         },
     }

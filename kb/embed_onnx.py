@@ -158,12 +158,17 @@ class OnnxEncoder:
 
 
 def main() -> None:
+    """Export the configured sentence-transformers embedder (DOCENT_EMBED_MODEL: all-MiniLM-L6-v2 or a path);
+    nothing to do for the default multilingual-e5-small or USE, whose runtimes need no export."""
     # No Django here: importing the settings would start the embedded Postgres, and set-up needs no database.
-    from kb.embedder import default_model_path
+    from kb import encoders
 
-    configured = os.environ.get("DOCENT_EMBED_MODEL", "")
-    source = configured or str(default_model_path())
-    name = Path(configured).name if configured else "all-MiniLM-L6-v2"
+    configured = os.environ.get("DOCENT_EMBED_MODEL", "") or encoders.E5
+    if configured in (encoders.E5, encoders.USE):
+        print(f"[docent] embedder {configured}: no ONNX export needed")
+        return
+    source = encoders.minilm_path() if configured == encoders.MINILM else configured
+    name = encoders.MINILM if configured == encoders.MINILM else Path(configured).name
     for precision in ("fp32", "int8"):
         target = export_dir(source, name, precision)
         if exported(target):

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 _SPACES = re.compile(r"\s+")
+_CITATION_MARKERS = re.compile(r"[\[【［]\s*\d{1,2}(?:\s*[,，、]\s*\d{1,2})*\s*[\]】］]")
+_ARTICLES = {
+    "en": re.compile(r"\b(a|an|the)\b"),
+    # French articles, elided ones (l', d') included, and the contracted de/à forms
+    "fr": re.compile(r"\b(le|la|les|l|un|une|des|du|de|d|au|aux)\b"),
+}
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @dataclass(frozen=True)
@@ -151,3 +158,65 @@ def attribution_scores(cases: list[AttributionCase], overlap: float, similarity:
     recall = found / reachable if reachable else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "cited": cited}
+
+
+def answer_tokens(text: str, lang: str) -> list[str]:
+    """SQuAD's answer normalisation (Rajpurkar et al. 2016, the official evaluate-v1.1.py): lower case, citation
+    markers, punctuation and articles removed, split on whitespace. For Chinese, which has no spaces, each Han
+    character is a token (as CMRC 2018's evaluation does), and Latin words inside it stay whole."""
+    text = _CITATION_MARKERS.sub(" ", text.lower())
+    text = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text)
+    if lang in _ARTICLES:
+        text = _ARTICLES[lang].sub(" ", text)
+    tokens: list[str] = []
+    for word in text.split():
+        if lang == "zh" and _CJK.search(word):
+            run = ""
+            for ch in word:
+                if _CJK.match(ch):
+                    if run:
+                        tokens.append(run)
+                        run = ""
+                    tokens.append(ch)
+                else:
+                    run += ch
+            if run:
+                tokens.append(run)
+        else:
+            tokens.append(word)
+    return tokens
+
+
+def token_f1(prediction: str, reference: str, lang: str) -> float:
+    """Harmonic mean of token precision and recall of `prediction` against `reference` (SQuAD's F1), in [0, 1]."""
+    from collections import Counter
+
+    predicted, expected = answer_tokens(prediction, lang), answer_tokens(reference, lang)
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def generation_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Answer figures over rows of eval_qa --generate (each: unanswerable, answered, f1, cited_hit, in_language,
+    ttft_ms): F1, cited source a hit and answer in the question's language over the answerable questions the
+    product answered (F1 and cited-hit count refusals as 0), refusal shares, TTFT p50."""
+    import statistics
+
+    answerable = [r for r in rows if not r["unanswerable"]]
+    unanswerable = [r for r in rows if r["unanswerable"]]
+    answered = [r for r in answerable if r["answered"]]
+    share = lambda part, whole: round(part / len(whole), 4) if whole else None  # noqa: E731
+    return {
+        "f1": round(sum(r["f1"] for r in answerable) / len(answerable), 4) if answerable else None,
+        "cited_source_is_hit": share(sum(r["cited_hit"] for r in answerable), answerable),
+        "in_question_language": share(sum(r["in_language"] for r in answered), answered),
+        "answerable_refused": share(sum(not r["answered"] for r in answerable), answerable),
+        "unanswerable_refused": share(sum(not r["answered"] for r in unanswerable), unanswerable),
+        "ttft_ms_p50": round(statistics.median(r["ttft_ms"] for r in answered), 1) if answered else None,
+        "n": len(rows),
+    }

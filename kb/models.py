@@ -5,22 +5,35 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
 
 class KnowledgeBase(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # Said instead of an answer when the knowledge base holds nothing relevant, in the question's language.
     refusal_text = models.TextField(
         default="I could not find this in the knowledge base.",
-        help_text="Answer given, without calling the model, when the knowledge base holds nothing relevant.",
+        help_text="Said (in English) instead of an answer when the knowledge base holds nothing relevant.",
+    )
+    refusal_text_fr = models.TextField(
+        default="Je n'ai pas trouvé cette information dans la base de connaissances.",
+        help_text="The same, for questions in French.",
+    )
+    refusal_text_zh = models.TextField(
+        default="知识库中没有找到这方面的信息。", help_text="The same, for questions in Chinese."
     )
     retrieval_mode = models.CharField(
         max_length=10,
         choices=[("hybrid", "hybrid"), ("fulltext", "full-text"), ("dense", "dense")],
         default="hybrid",
     )
+    # The embedder its chunks were embedded with (kb.encoders): its questions are embedded by the same one.
+    # `manage.py reembed` moves a base to another.
+    embedder = models.CharField(max_length=300, blank=True, default="")
+    # The embedder `reembed` is moving the base to (its vectors gather in Chunk.next_embedding); "" when none.
+    next_embedder = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,6 +41,17 @@ class KnowledgeBase(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self.embedder:  # a new base takes the configured embedder, however it is created
+            from kb.embedder import default_name
+
+            self.embedder = default_name()
+        super().save(*args, **kwargs)
+
+    def refusal_for(self, language: str) -> str:
+        """The refusal text in `language` (en, fr, zh; English otherwise)."""
+        return {"fr": self.refusal_text_fr, "zh": self.refusal_text_zh}.get(language) or self.refusal_text
 
 
 def document_upload_to(document: Document, filename: str) -> str:
@@ -107,7 +131,11 @@ class Chunk(models.Model):
     start = models.PositiveIntegerField(default=0)  # offsets of `text` in the document's extracted text
     end = models.PositiveIntegerField(default=0)
     language = models.CharField(max_length=8, blank=True)
-    embedding = VectorField(dimensions=settings.DOCENT_EMBED_DIM)
+    # Any dimension: each embedder's vectors are searched through an HNSW index of their own dimension
+    # (kb.vector_index), so bases embedded by different models share the table.
+    embedding = VectorField()
+    # The next embedder's vector while `manage.py reembed` runs; moved into `embedding` when all are there.
+    next_embedding = VectorField(null=True, blank=True)
     search_vector = SearchVectorField(null=True)
 
     class Meta:
@@ -116,13 +144,6 @@ class Chunk(models.Model):
             models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal"),
         ]
         indexes = [
-            HnswIndex(
-                name="chunk_embedding_hnsw",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
             GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
             models.Index(fields=["knowledge_base"], name="chunk_kb_idx"),
         ]

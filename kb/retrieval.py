@@ -83,8 +83,10 @@ class SearchResult:
 
 
 def dense_search(*, scope: Scope, vector: Sequence[float], limit: int) -> list[Hit]:
-    """Cosine similarity through the HNSW index; score = 1 - cosine distance."""
+    """Cosine similarity through the HNSW index of the vector's dimension (kb.vector_index); score = 1 - cosine
+    distance, in [-1, 1]."""
     literal = "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+    dimension = len(vector)
     where, params = scope.where()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.DOCENT_HNSW_EF_SEARCH, limit)])
@@ -92,8 +94,8 @@ def dense_search(*, scope: Scope, vector: Sequence[float], limit: int) -> list[H
         cursor.execute(
             f"""
             WITH nearest AS MATERIALIZED (
-                SELECT c.id, c.embedding <=> %s::vector AS distance
-                FROM kb_chunk c WHERE {where}
+                SELECT c.id, c.embedding::vector({dimension}) <=> %s::vector({dimension}) AS distance
+                FROM kb_chunk c WHERE vector_dims(c.embedding) = {dimension} AND {where}
                 ORDER BY distance LIMIT %s
             )
             SELECT id, distance FROM nearest ORDER BY distance
@@ -343,7 +345,7 @@ def load_chunks(chunk_ids: Sequence[int]) -> dict[int, Chunk]:
 _dense_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dense-search")
 
 
-def _embed_and_search(question: str, scope: Scope, limit: int) -> tuple[list[Hit], dict[str, float]]:
+def _embed_and_search(question: str, scope: Scope, limit: int, model: str) -> tuple[list[Hit], dict[str, float]]:
     """The dense half on its own thread and database connection, beside the full-text half.
 
     onnxruntime and the database both work outside the GIL, so the embedding and the HNSW scan overlap
@@ -351,7 +353,7 @@ def _embed_and_search(question: str, scope: Scope, limit: int) -> tuple[list[Hit
     """
     close_old_connections()  # this thread's connection: replaced when broken or past CONN_MAX_AGE
     started = time.perf_counter()
-    vector = embedder.embed_query(question)
+    vector = embedder.embed_query(question, model)
     embedded = time.perf_counter()
     hits = dense_search(scope=scope, vector=vector, limit=limit)
     return hits, {"embed_ms": (embedded - started) * 1000, "dense_ms": (time.perf_counter() - embedded) * 1000}
@@ -382,7 +384,7 @@ def search(
     candidates = max(limit, settings.DOCENT_RERANK_CANDIDATES) if settings.DOCENT_RERANK_MODEL else limit
     dense: Future[tuple[list[Hit], dict[str, float]]] | None = None
     if mode in (Mode.DENSE, Mode.HYBRID):
-        dense = _dense_pool.submit(_embed_and_search, question, scope, pool)
+        dense = _dense_pool.submit(_embed_and_search, question, scope, pool, knowledge_base.embedder or None)
     started = time.perf_counter()
     words = vocabulary(scope=scope, question=question, language=language)
     timings["vocabulary_ms"] = (time.perf_counter() - started) * 1000
@@ -421,11 +423,7 @@ def search(
     timings["refusal_ms"] = (time.perf_counter() - started) * 1000
     reason = "no passage matches" if verdict is None else ""
     if verdict is not None and verdict.refuse:
-        reason = (
-            f"not in the knowledge base: {', '.join(verdict.missing_terms)}"
-            if verdict.missing_terms
-            else f"{verdict.missing_word_share:.0%} of the question's words appear nowhere in the knowledge base"
-        )
+        reason = f"not in the knowledge base: {', '.join(verdict.missing_terms)}"
     return SearchResult(
         hits=hits,
         mode=mode,

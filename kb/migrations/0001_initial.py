@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
                 ('page', models.PositiveIntegerField(blank=True, null=True)),
                 ('heading', models.CharField(blank=True, max_length=500)),
                 ('language', models.CharField(blank=True, max_length=8)),
-                ('embedding', pgvector.django.vector.VectorField(dimensions=settings.DOCENT_EMBED_DIM)),
+                ('embedding', pgvector.django.vector.VectorField(dimensions=384)),
                 ('search_vector', django.contrib.postgres.search.SearchVectorField(null=True)),
                 ('document', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='kb.document')),
                 ('knowledge_base', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='kb.knowledgebase')),

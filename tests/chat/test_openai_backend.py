@@ -61,9 +61,9 @@ def llama_server():
 def remote_llm(llama_server, settings):
     settings.DOCENT_LLM_URL = llama_server
     settings.DOCENT_LLM_MODEL = "docent-test"
-    llm._backend = None
+    llm.reset_backends()
     yield llm.get_backend()
-    llm._backend = None
+    llm.reset_backends()
 
 
 async def ask(communicator, kb, question):  # type: ignore[no-untyped-def]
@@ -102,7 +102,7 @@ async def test_answer_streams_from_the_server(manual_kb, user, remote_llm):
 
 async def test_unreachable_server_is_an_error_frame_and_the_socket_lives_on(manual_kb, user, settings):
     settings.DOCENT_LLM_URL = f"http://127.0.0.1:{free_port()}/v1"
-    llm._backend = None
+    llm.reset_backends()
     try:
         communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chat/")
         communicator.scope["user"] = user
@@ -116,4 +116,4 @@ async def test_unreachable_server_is_an_error_frame_and_the_socket_lives_on(manu
         assert (await communicator.receive_json_from())["code"] == "bad_json"
         await communicator.disconnect()
     finally:
-        llm._backend = None
+        llm.reset_backends()

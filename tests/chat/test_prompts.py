@@ -11,21 +11,33 @@ def words(text: str) -> int:
 
 
 def test_prompt_numbers_sources_and_respects_the_token_budget():
-    sources = [PromptSource(n, f"Doc {n}", n, "", "Water boils. " * 100) for n in (1, 2, 3)]
+    sources = [PromptSource(n, f"Doc {n}", n, f"Part {n}", "Water boils. " * 100) for n in (1, 2, 3)]
     messages = build_messages(question="Why?", sources=sources, language="fr", budget_tokens=350, count_tokens=words)
     user = messages[1]["content"]
-    assert "[1] (Doc 1, page 1)" in user and "[2] (Doc 2, page 2)" in user and "[3]" not in user
-    assert user.rstrip().endswith("Answer in French:")
-    second = user.split("[2] (Doc 2, page 2)")[1].split("\n\nQuestion:")[0]
+    assert user.startswith("Context:\n[1] Part 1\n") and "\n\n[2] Part 2\n" in user and "[3]" not in user
+    # the question and the request in the question's language come last
+    assert user.rstrip().endswith(
+        "Question : Why?\nÀ partir du contexte ci-dessus, réponds en français en une à trois phrases complètes."
+    )
+    second = user.split("[2] Part 2")[1].split("\n\nQuestion")[0]
     assert second.endswith("boils.…")  # the last source is cut at a sentence end, not mid-word
-    sources_part = user.split("\n\nQuestion:")[0]
-    assert words(sources_part) <= 350 + 2
+    sources_part = user.split("\n\nQuestion")[0]
+    assert words(sources_part) <= 350 + 3
+
+
+@pytest.mark.parametrize(
+    ("language", "request_start"),
+    [("en", "Question: Q?\nUsing"), ("zh", "问题：Q?\n请"), ("de", "Question: Q?\nUsing")],
+)
+def test_the_request_follows_the_questions_language(language, request_start):
+    user = build_messages(question="Q?", sources=[], language=language, budget_tokens=100, count_tokens=words)[1]
+    assert request_start in user["content"]
 
 
 def test_a_last_source_that_would_be_a_scrap_is_left_out():
     sources = [PromptSource(n, f"Doc {n}", None, "", "word " * 100) for n in (1, 2)]
     user = build_messages(question="Q?", sources=sources, language="en", budget_tokens=130, count_tokens=words)[1]
-    assert "[1] (Doc 1)" in user["content"] and "[2]" not in user["content"]
+    assert "[1]\nword" in user["content"] and "[2]" not in user["content"]
 
 
 def test_chinese_sources_are_budgeted_in_the_chat_models_tokens_and_fit_its_context(settings):
@@ -46,7 +58,7 @@ def test_chinese_sources_are_budgeted_in_the_chat_models_tokens_and_fit_its_cont
     prompt_tokens = sum(backend.count_tokens(m["content"]) for m in messages)
     # 5 × 430 Chinese characters would be ~3,000 tokens: far past the 2,048-token context with the answer.
     assert prompt_tokens + settings.DOCENT_MAX_ANSWER_TOKENS <= settings.DOCENT_LLM_CONTEXT
-    assert budget - 60 <= backend.count_tokens(messages[1]["content"].split("\n\nQuestion:")[0]) <= budget + 10
+    assert budget - 80 <= backend.count_tokens(messages[1]["content"].split("\n\n问题：")[0]) <= budget + 10
 
 
 async def test_generation_queue_reports_positions_in_order():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb import embed_onnx, embedder
+from kb import embed_onnx, encoders
 
 PASSAGES = [
     "Hold the power and temperature buttons together for 10 seconds to reset the kettle to factory settings.",
@@ -19,14 +19,14 @@ QUERIES = ["How do I reset the kettle to factory settings?", "How often should I
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):  # type: ignore[no-untyped-def]
     target = tmp_path_factory.mktemp("onnx") / "minilm-int8"
-    embed_onnx.export(embedder.model_path(), target)
+    embed_onnx.export(encoders.minilm_path(), target)
     return target
 
 
 def test_the_export_keeps_the_models_vectors_and_neighbours(exported):
     from sentence_transformers import SentenceTransformer
 
-    bare = SentenceTransformer(embedder.model_path(), device="cpu")
+    bare = SentenceTransformer(encoders.minilm_path(), device="cpu")
     onnx = embed_onnx.OnnxEncoder(exported)
     assert (onnx.max_seq_length, onnx.get_embedding_dimension()) == (bare.max_seq_length, 384)
     texts = PASSAGES + QUERIES
@@ -41,48 +41,34 @@ def test_the_export_keeps_the_models_vectors_and_neighbours(exported):
     assert onnx.encode([]).shape == (0, 384)
 
 
-def test_the_embedder_uses_the_onnx_backend_when_configured(settings, monkeypatch, exported):
-    settings.DOCENT_EMBED_BACKEND = "onnx-int8"
+def test_the_embedder_uses_the_onnx_backend_when_configured(monkeypatch, exported):
     monkeypatch.setattr(embed_onnx, "export_dir", lambda source, name, precision="int8": exported)
-    monkeypatch.setattr(embedder, "_model", None)
-    model = embedder.get_model()
-    assert isinstance(model, embed_onnx.OnnxEncoder)
-    assert embedder.embed_documents(PASSAGES).shape == (4, 384)
-    assert embedder.count_tokens("factory reset") == 2
-    settings.DOCENT_EMBED_BACKEND = "tensorflow"
-    monkeypatch.setattr(embedder, "_model", None)
+    encoder = encoders.load(encoders.MINILM, backend="onnx-int8")
+    assert isinstance(encoder.document_model(), embed_onnx.OnnxEncoder)
+    assert encoder.embed_documents(PASSAGES).shape == (4, 384)
+    assert encoder.count_tokens("factory reset") == 2
     with pytest.raises(RuntimeError, match="DOCENT_EMBED_BACKEND"):
-        embedder.get_model()
+        encoders.load(encoders.MINILM, backend="tensorflow")
 
 
-def test_questions_are_embedded_by_the_fp32_export_with_the_models_own_vectors(settings, monkeypatch, tmp_path):
+def test_questions_are_embedded_by_the_fp32_export_with_the_models_own_vectors(monkeypatch, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     target = tmp_path / "minilm-fp32"
-    embed_onnx.export(embedder.model_path(), target, quantize=False)
+    embed_onnx.export(encoders.minilm_path(), target, quantize=False)
     assert embed_onnx.exported(target) and (target / embed_onnx.FP32_FILE).is_file()
     monkeypatch.setattr(embed_onnx, "export_dir", lambda source, name, precision="int8": target)
-    monkeypatch.setattr(embedder, "_query_model", None)
-    settings.DOCENT_EMBED_BACKEND = "torch"
-    settings.DOCENT_QUERY_ENCODER = "onnx"
-    assert isinstance(embedder.get_query_model(), embed_onnx.OnnxEncoder)
-    bare = SentenceTransformer(embedder.model_path(), device="cpu")
-    for text in QUERIES + PASSAGES:
-        reference = bare.encode([text], normalize_embeddings=True)[0]
-        assert np.abs(embedder.embed_query(text) - reference).max() < 1e-5
-    # answers are attributed to sources by the same encoder, in small batches, with the model's vectors
-    batch = embedder.embed_sentences(QUERIES + PASSAGES)
-    assert np.abs(batch - bare.encode(QUERIES + PASSAGES, normalize_embeddings=True)).max() < 1e-5
-    assert embedder.embed_sentences([]).shape == (0, batch.shape[1])
-
+    encoder = encoders.load(encoders.MINILM)
+    assert isinstance(encoder.query_model(), embed_onnx.OnnxEncoder)
+    bare = SentenceTransformer(encoders.minilm_path(), device="cpu")
+    vectors = encoder.embed_queries(QUERIES + PASSAGES)
+    assert np.abs(vectors - bare.encode(QUERIES + PASSAGES, normalize_embeddings=True)).max() < 1e-5
+    assert encoder.embed_queries([]).shape == (0, 384)
     # "same": questions go through the document model
-    monkeypatch.setattr(embedder, "_query_model", None)
-    settings.DOCENT_QUERY_ENCODER = "same"
-    assert embedder.get_query_model() is embedder.get_model()
+    same = encoders.load(encoders.MINILM, query_encoder="same")
+    assert same.query_model() is same.document_model()
     # no export: the document model, never an export on the first question
-    monkeypatch.setattr(embedder, "_query_model", None)
-    settings.DOCENT_QUERY_ENCODER = "onnx"
     monkeypatch.setattr(embed_onnx, "export_dir", lambda source, name, precision="int8": tmp_path / "missing")
-    assert embedder.get_query_model() is embedder.get_model()
+    fresh = encoders.load(encoders.MINILM)
+    assert fresh.query_model() is fresh.document_model()
     assert not (tmp_path / "missing").exists()
-    monkeypatch.setattr(embedder, "_query_model", None)

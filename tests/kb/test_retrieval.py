@@ -92,10 +92,10 @@ def cross_encoder_path(tmp_path_factory):  # type: ignore[no-untyped-def]
     reranking path, not ranking quality — no trained reranker ships as a package."""
     from sentence_transformers import CrossEncoder
 
-    from kb import embedder
+    from kb import encoders
 
     path = tmp_path_factory.mktemp("reranker") / "minilm-cross-encoder"
-    CrossEncoder(embedder.model_path(), num_labels=1, device="cpu").save(str(path))
+    CrossEncoder(encoders.minilm_path(), num_labels=1, device="cpu").save(str(path))
     return path
 
 

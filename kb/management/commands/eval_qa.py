@@ -20,10 +20,12 @@ from kb.evaluation import (
     Question,
     attribution_scores,
     first_hit_rank,
+    generation_scores,
     is_hit,
     load_questions,
     refusal,
     summarise,
+    token_f1,
 )
 from kb.models import Document, KnowledgeBase
 
@@ -42,6 +44,19 @@ class Command(BaseCommand):
             help="calibrate the thresholds that attribute an uncited answer to its sources, on the reference answers",
         )
         parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+        parser.add_argument(
+            "--llm",
+            default="",
+            metavar="MODEL[,MODEL...]",
+            help="with --generate: the chat models to answer with, each in the same run (chat.llm.presets names or "
+            "GGUF paths; default: the configured one)",
+        )
+        parser.add_argument(
+            "--embedder",
+            default="",
+            metavar="MODEL",
+            help="embedder of the knowledge base when this command creates it",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         dataset = Path(options["dataset"])
@@ -53,7 +68,14 @@ class Command(BaseCommand):
         if knowledge_base is None or not knowledge_base.documents.exists():
             self.stdout.write(f"ingesting {dataset / 'files'} into {options['kb']}")
             try:
-                call_command("ingest", str(dataset / "files"), kb=options["kb"], create=True, stdout=self.stdout)
+                call_command(
+                    "ingest",
+                    str(dataset / "files"),
+                    kb=options["kb"],
+                    create=True,
+                    embedder=options["embedder"],
+                    stdout=self.stdout,
+                )
             except SystemExit as exit_:
                 if exit_.code:
                     self.stderr.write("some files failed to ingest; evaluating what was ingested")
@@ -72,8 +94,12 @@ class Command(BaseCommand):
         report["refusal"] = refusal(outcomes_by_mode[default_mode])
         report["refusal"]["mode"] = default_mode
         report["latency_ms"] = {m: {"p50": round(statistics.median(t), 1)} for m, t in timings.items()}
+        report["conditions"]["embedder"] = knowledge_base.embedder
         if options["generate"]:
-            report["generate"] = self.generate(knowledge_base, questions, names)
+            models = [m.strip() for m in options["llm"].split(",") if m.strip()] or [None]
+            report["generate"] = {
+                (model or "default"): self.generate(knowledge_base, questions, names, model) for model in models
+            }
         if options["attribution"]:
             report["attribution"] = self.calibrate_attribution(knowledge_base, questions, names)
         self.print_table(report)
@@ -93,44 +119,65 @@ class Command(BaseCommand):
         return outcomes, elapsed
 
     def generate(
-        self, knowledge_base: KnowledgeBase, questions: list[Question], names: dict[int, str]
+        self, knowledge_base: KnowledgeBase, questions: list[Question], names: dict[int, str], model: str | None
     ) -> dict[str, Any]:
+        """Every question answered through the chat's own path (`chat.services.answer`) by `model`, scored per
+        language: token F1 against the reference answer (SQuAD-style; characters for Chinese), the share of
+        answers whose cited (or attributed) source is a hit, the share written in the question's language, the
+        share of answerable questions refused and of unanswerable ones refused, time to first token."""
+        from chat.llm import get_backend
         from chat.models import Chunk
         from chat.services import answer
+        from kb.language import detect_language
 
         async def one(question: Question) -> dict[str, Any]:
-            started = time.perf_counter()
-            out: dict[str, Any] = {"sources": [], "citations": [], "answered": True}
-            async for event in answer(user=None, knowledge_base=knowledge_base, question=question.question):
+            out: dict[str, Any] = {"sources": [], "citations": [], "answered": True, "text": ""}
+            async for event in answer(user=None, knowledge_base=knowledge_base, question=question.question, llm=model):
                 if event["type"] == "sources":
                     out["sources"] = event["items"]
+                elif event["type"] == "token":
+                    out["text"] += event["text"]
                 elif event["type"] == "done":
                     out.update(citations=event["citations"], answered=event["answered"], timings=event["timings"])
-            out["seconds"] = time.perf_counter() - started
             return out
 
-        cited_hit, latencies, ttfts = 0, [], []
-        answerable = [q for q in questions if not q.unanswerable]
-        for question in answerable:
+        rows = []
+        get_backend(model).load() if hasattr(get_backend(model), "load") else None  # loading is not a first token
+        for question in questions:
             result = asyncio.run(one(question))
-            latencies.append(result["seconds"] * 1000)
-            ttfts.append(result["timings"]["ttft_ms"])
             by_n = {s["n"]: s for s in result["sources"]}
             texts = dict(Chunk.objects.filter(pk__in=[s["chunk_id"] for s in by_n.values()]).values_list("pk", "text"))
-            if any(
+            cited_hit = any(
                 is_hit(
                     question,
                     Passage(names.get(by_n[n]["document_id"], ""), by_n[n]["page"], texts.get(by_n[n]["chunk_id"], "")),
                 )
                 for n in result["citations"]
                 if n in by_n
-            ):
-                cited_hit += 1
+            )
+            text = result["text"].strip()
+            rows.append(
+                {
+                    "id": question.id,
+                    "lang": question.lang,
+                    "unanswerable": question.unanswerable,
+                    "answered": result["answered"],
+                    "f1": token_f1(text, question.answer, question.lang) if result["answered"] else 0.0,
+                    "cited_hit": cited_hit,
+                    "in_language": detect_language(text, default="") == question.lang,
+                    "ttft_ms": result["timings"]["ttft_ms"],
+                    "answer": text,
+                }
+            )
+            self.stderr.write(f"  {question.id}: {text[:100]!r}".replace("\n", " "))
         return {
-            "cited_source_is_hit": round(cited_hit / max(1, len(answerable)), 4),
-            "answer_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-            "ttft_ms_p50": round(statistics.median(ttfts), 1) if ttfts else None,
-            "n": len(answerable),
+            "model": get_backend(model).model_name if hasattr(get_backend(model), "model_name") else str(model),
+            "overall": generation_scores(rows),
+            "by_lang": {
+                lang: generation_scores([r for r in rows if r["lang"] == lang])
+                for lang in sorted({r["lang"] for r in rows})
+            },
+            "answers": rows,
         }
 
     def calibrate_attribution(
@@ -156,7 +203,7 @@ class Command(BaseCommand):
         sweep = [
             {"overlap": o, "similarity": s, **attribution_scores(cases, o, s)}
             for o in (0.4, 0.5, 0.6, 0.7, 0.8)
-            for s in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.01)
+            for s in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 1.01)
         ]
         current = (citations.OVERLAP_THRESHOLD, citations.SIMILARITY_THRESHOLD)
         by_lang = {
@@ -207,9 +254,15 @@ class Command(BaseCommand):
                     f"{lang} {v['precision']:.2f}/{v['recall']:.2f}" for lang, v in a["current_by_lang"].items()
                 )
             )
-        if "generate" in report:
-            g = report["generate"]
+        for g in report.get("generate", {}).values():
+            self.stdout.write(f"generate with {g['model']}:")
             self.stdout.write(
-                f"generate: cited source is a hit {g['cited_source_is_hit']:.2f}; answer p50 {g['answer_ms_p50']} ms, "
-                f"first token p50 {g['ttft_ms_p50']} ms (n={g['n']})"
+                f"  {'lang':<5} {'F1':>6} {'cited hit':>10} {'in lang':>8} {'ans. refused':>13} {'unans. refused':>15}"
+                f" {'TTFT p50 ms':>12}"
             )
+            for lang, figures in [("all", g["overall"]), *g["by_lang"].items()]:
+                self.stdout.write(
+                    f"  {lang:<5} {figures['f1']:>6.3f} {figures['cited_source_is_hit']:>10.2f}"
+                    f" {figures['in_question_language']:>8.2f} {figures['answerable_refused']:>13.2f}"
+                    f" {figures['unanswerable_refused']:>15.2f} {figures['ttft_ms_p50']:>12}"
+                )

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kb import beir, embedder, retrieval
+from kb import beir, retrieval
 from kb.models import Document, KnowledgeBase
 from kb.services import knowledge_base_create
 
@@ -61,7 +61,7 @@ class Command(BaseCommand):
                 "documents": len(names),
                 "queries": len(queries),
                 "split": options["split"],
-                "embedder": embedder.model_name(),
+                "embedder": knowledge_base.embedder,
                 "languages": dict(sorted(languages.items())),
             },
             "latency_ms": {},

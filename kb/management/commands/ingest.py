@@ -43,6 +43,13 @@ class Command(BaseCommand):
         parser.add_argument("--create", action="store_true", help="create the knowledge base if it does not exist")
         parser.add_argument("--name", default="", help="name of a knowledge base created with --create")
         parser.add_argument("--queue", action="store_true", help="hand the documents to Celery workers and follow them")
+        parser.add_argument(
+            "--embedder",
+            default="",
+            metavar="MODEL",
+            help="embedder of a knowledge base created with --create (default: DOCENT_EMBED_MODEL, else "
+            "multilingual-e5-small); `reembed` changes an existing base's",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["kb"]
@@ -50,7 +57,12 @@ class Command(BaseCommand):
         if knowledge_base is None:
             if not options["create"]:
                 raise CommandError(f"no knowledge base {slug!r}; add --create to make it")
-            knowledge_base = knowledge_base_create(slug=slug, name=options["name"])
+            knowledge_base = knowledge_base_create(slug=slug, name=options["name"], embedder=options["embedder"])
+        elif options["embedder"] and options["embedder"] != knowledge_base.embedder:
+            raise CommandError(
+                f"{slug} is embedded by {knowledge_base.embedder}: use `manage.py reembed --kb {slug} --to "
+                f"{options['embedder']}` to change it"
+            )
         files = collect_files(options["paths"])
         if not files:
             raise CommandError("no files to ingest")
