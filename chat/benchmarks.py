@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from chat.llm.llama import model_path
-from chat.prompts import STOP_SEQUENCES, PromptSource, build_messages
+from chat.prompts import STOP_SEQUENCES, build_messages
 from config.services import free_port, port_open, start_redis
 from kb import retrieval
 from kb.benchmarks import BASE_DIR, figure, percentile
@@ -187,18 +187,13 @@ class BareModel:
 
 
 def prompt_for(knowledge_base: KnowledgeBase, question: str) -> list[dict[str, str]]:
-    found = retrieval.search(knowledge_base=knowledge_base, question=question)
-    sources = [
-        PromptSource(n, h.chunk.document.title, h.chunk.page, h.chunk.heading, h.chunk.text)
-        for n, h in enumerate(found.hits, start=1)
-        if h.chunk is not None
-    ]
     from chat.llm import get_backend
-    from chat.services import source_token_budget
+    from chat.services import prompt_sources, source_token_budget
 
+    found = retrieval.search(knowledge_base=knowledge_base, question=question)
     return build_messages(
         question=question,
-        sources=sources,
+        sources=prompt_sources(found.hits),
         language=found.language,
         budget_tokens=source_token_budget(settings.DOCENT_MAX_ANSWER_TOKENS),
         count_tokens=get_backend().count_tokens,
@@ -255,6 +250,7 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
             "baseline": "bare llama_cpp.Llama, same prompt (same retrieved sources), same settings",
             "model": model_path().name,
             "sources": settings.DOCENT_TOP_K,
+            "prompt_sources": settings.DOCENT_PROMPT_SOURCES,
             "prompt_tokens_median": statistics.median(prompt_tokens) if prompt_tokens else None,
             "retrieval_ms_median": statistics.median(r["done"]["timings"]["retrieval_ms"] for r in product),
             "ttft_minus_bare_ms_median": round(

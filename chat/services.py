@@ -138,6 +138,18 @@ def source_item(n: int, hit: retrieval.Hit) -> dict[str, Any]:
     }
 
 
+def prompt_sources(hits: list[retrieval.Hit]) -> list[PromptSource]:
+    """The retrieved passages the model is given: the best DOCENT_PROMPT_SOURCES, numbered as the sources list
+    numbers them."""
+    return [
+        PromptSource(
+            n=n, title=hit.chunk.document.title, page=hit.chunk.page, heading=hit.chunk.heading, text=hit.chunk.text
+        )
+        for n, hit in enumerate(hits, start=1)
+        if hit.chunk is not None
+    ][: settings.DOCENT_PROMPT_SOURCES]
+
+
 def _conversation_start(
     *, user: Any, knowledge_base: KnowledgeBase, conversation_id: int | None, question: str
 ) -> tuple[Conversation, list[str]]:
@@ -351,14 +363,9 @@ async def answer(
     async for position in queue.turns(object()):
         yield {"type": "queued", "position": position}
     max_tokens = max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS
-    prompt_sources = [
-        PromptSource(n=s["n"], title=s["title"], page=s["page"], heading=s["heading"] or "", text=hit.chunk.text)
-        for s, hit in zip(sources, result.hits, strict=True)
-        if hit.chunk is not None
-    ][: settings.DOCENT_PROMPT_SOURCES]
     messages = await sync_to_async(build_messages, thread_sensitive=False)(
         question=question,
-        sources=prompt_sources,
+        sources=prompt_sources(result.hits),
         language=result.language,
         budget_tokens=source_token_budget(max_tokens),
         count_tokens=backend.count_tokens,

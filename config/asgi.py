@@ -33,6 +33,10 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
             backend.load()
         ensure_spacy_model()
         search_text("预热", "zh")  # jieba loads its dictionary (~1 s) on first use
+        from kb.refusal import zipf
+
+        for language in ("en", "fr", "zh"):  # wordfreq reads each language's list (~0.2 s) on first use
+            zipf("warm", language)
 
     threading.Thread(target=_preload, name="preload", daemon=True).start()
 

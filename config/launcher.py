@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         ensure_admin(env)
         log("loading the demo knowledge base (skips documents already ingested)")
         manage("ingest", str(DEMO_DIR), "--kb", DEMO_KB, "--create", "--name", "Demo: Lumen K3 manual", env=env)
+        # a demo base from an earlier version moves to the configured embedder (nothing to do when it is there)
+        manage("reembed", "--kb", DEMO_KB, env=env)
         children = [
             subprocess.Popen(
                 [

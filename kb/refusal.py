@@ -79,7 +79,10 @@ def unknown_words(question: str, language: str) -> list[str]:
     for word in candidates:
         if not _WORD.fullmatch(word) or word.lower() in (w.lower() for w in found):
             continue
-        if zipf(word.lower(), language) == 0.0 and zipf(word.lower(), "en") == 0.0:
+        # Latin words in a Chinese question are looked up in English only (wordfreq's Chinese list gives any
+        # Latin string a small frequency)
+        languages = ("en",) if language == "zh" else (language, "en")
+        if all(zipf(word.lower(), lang) == 0.0 for lang in languages):
             found.append(word)
     return found
 

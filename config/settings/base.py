@@ -206,7 +206,7 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(env("DOCENT_WORKER_MAX_MEMORY_MB", "307
 # Hybrid mode: "score" (weighted sum of normalised scores) or "rrf" (reciprocal rank fusion), and the
 # weight of each ranking; chosen with `eval_qa` on the maint-guide dev set (see README).
 DOCENT_FUSION = env("DOCENT_FUSION", "score")
-DOCENT_FUSION_WEIGHTS = {"fulltext": 1.0, "dense": float(env("DOCENT_DENSE_WEIGHT", "0.75"))}
+DOCENT_FUSION_WEIGHTS = {"fulltext": 1.0, "dense": float(env("DOCENT_DENSE_WEIGHT", "1.0"))}
 DOCENT_HNSW_EF_SEARCH = int(env("DOCENT_HNSW_EF_SEARCH", "100"))
 DOCENT_RERANK_MODEL = env("DOCENT_RERANK_MODEL")  # a sentence-transformers CrossEncoder path; empty: off
 DOCENT_RERANK_CANDIDATES = int(env("DOCENT_RERANK_CANDIDATES", "20"))

@@ -224,3 +224,36 @@ async def test_stream_flush_interval_groups_tokens_into_frames_without_losing_te
     else:
         # a frame per token, but for citation markers held back until they resolve
         assert len(tokens) >= done["timings"]["completion_tokens"] - 8, (len(tokens), done["timings"])
+
+
+async def test_refusal_and_notes_come_in_the_questions_language(manual_kb, user):
+    communicator = await connect(user)
+    # French and Chinese questions about a name the English manual never mentions: the base's own refusals
+    for question, refusal in (
+        ("Comment configurer AppArmor pour la bouilloire ?", manual_kb.refusal_text_fr),
+        ("如何为水壶配置 AppArmor？", manual_kb.refusal_text_zh),
+    ):
+        await communicator.send_json_to(
+            {"type": "ask", "question": question, "kb": manual_kb.slug, "conversation": None}
+        )
+        events = await collect_answer(communicator)
+        assert events[1]["text"] == refusal and events[-1]["answered"] is False
+    assert "Je n'ai pas trouvé" in manual_kb.refusal_text_fr
+    # answered from English sources: the answer says so, in French
+    await communicator.send_json_to(
+        {"type": "ask", "question": "Comment réinitialiser la bouilloire ?", "kb": manual_kb.slug, "conversation": None}
+    )
+    events = await collect_answer(communicator)
+    text = "".join(e["text"] for e in events if e["type"] == "token")
+    assert events[-1]["answered"] is True
+    assert text.endswith("(D'après des sources en anglais.)")
+    await communicator.disconnect()
+
+
+def test_notes_on_the_sources_language():
+    from chat.phrases import sources_in_other_languages
+
+    assert sources_in_other_languages("fr", ["en", "en"]) == "(D'après des sources en anglais.)"
+    assert sources_in_other_languages("zh", ["en", "fr"]) == "（以上内容依据英文和法文资料。）"
+    assert sources_in_other_languages("en", ["en", "zh"]) == ""
+    assert sources_in_other_languages("en", []) == ""
