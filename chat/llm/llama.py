@@ -111,6 +111,12 @@ class LlamaCppBackend:
                 chunks.close()
                 stats.prompt_tokens = max(0, int(llama.n_tokens) - stats.completion_tokens)
 
+    def warm_up(self) -> None:
+        """Load the model and run one token, on the calling thread (the generation thread, at server start)."""
+        llama = self.load()
+        with self._generate_lock:
+            llama.create_completion("Hello", max_tokens=1, temperature=0.0)
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` by the model's own tokenizer (the vocabulary only: safe beside a generation)."""
         return len(self.load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
