@@ -144,6 +144,8 @@ class SentenceTransformerEncoder:
 
     def __init__(self, path: str, name: str, *, backend: str = "torch", query_encoder: str = "onnx") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if backend not in ("torch", "onnx-int8"):
+            raise RuntimeError(f"DOCENT_EMBED_BACKEND must be torch or onnx-int8, not {backend!r}")
         self.name = name
         self.path = path
         self.backend = backend
