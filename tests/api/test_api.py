@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -258,3 +260,27 @@ def test_keys_page_shows_a_new_key_once_and_revokes_only_ones_own(user, django_u
     assert browser.post(f"/account/api-keys/{key.pk}/revoke/").status_code == 302
     key.refresh_from_db()
     assert key.revoked_at is not None
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_the_node_openai_client_streams_a_cited_answer(docent_url, api_key, manual_kb):  # type: ignore[no-untyped-def]
+    """Another ecosystem's client: OpenAI's npm package (installed by `make setup`), streaming."""
+    script = Path(__file__).resolve().parents[1] / "js" / "openai_client.mjs"
+    done = subprocess.run(
+        [NODE, str(script), f"{docent_url}/v1", api_key, "kb:manuals", QUESTION],  # type: ignore[list-item]
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=script.parents[2],
+    )
+    assert done.returncode == 0, done.stderr + server_log()
+    got = json.loads(done.stdout)
+    assert "kb:manuals" in got["models"]
+    assert got["text"].strip() and got["finish"] in ("stop", "length")
+    assert got["docent"]["answered"] is True and got["docent"]["sources"][0]["url"].startswith(docent_url)
+    assert Message.objects.get(pk=got["docent"]["message_id"]).text == got["text"].strip()
+    assert got["dimension"] == embedder.dimension(manual_kb.embedder)
+    assert got["notFound"] == {"status": 404, "code": "model_not_found"}
