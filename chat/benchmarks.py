@@ -22,8 +22,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from chat.llm import get_backend
 from chat.llm.llama import model_path
-from chat.prompts import STOP_SEQUENCES, build_messages
+from chat.prompts import STOP_SEQUENCES, build_check_messages, build_messages
 from config.services import free_port, port_open, start_redis
 from kb import retrieval
 from kb.benchmarks import BASE_DIR, figure, percentile
@@ -206,8 +207,13 @@ class BareModel:
             verbose=False,
         )
 
-    def generate(self, messages: list[dict[str, str]], max_tokens: int) -> dict[str, float]:
+    def generate(
+        self, messages: list[dict[str, str]], max_tokens: int, check: list[dict[str, str]] | None = None
+    ) -> dict[str, float]:
+        """`check`: the answerability question the product asks first (one token read), when it asks one."""
         started = time.perf_counter()
+        if check is not None:
+            self.llama.create_chat_completion(messages=check, max_tokens=1, temperature=0.0)
         first = None
         count = 0
         for chunk in self.llama.create_chat_completion(
@@ -234,21 +240,34 @@ class BareModel:
         self.llama.close()
 
 
-def prompt_for(knowledge_base: KnowledgeBase, question: str) -> list[dict[str, str]]:
-    from chat.llm import get_backend
-    from chat.services import prompt_sources, source_token_budget
+def prompt_for(
+    knowledge_base: KnowledgeBase, question: str
+) -> tuple[list[dict[str, str]], list[dict[str, str]] | None]:
+    """The answer's messages as the product builds them, and the answerability check's when the product asks it."""
+    from chat.services import answer_check_threshold, prompt_sources, source_token_budget
 
     found = retrieval.search(knowledge_base=knowledge_base, question=question)
-    return build_messages(
+    backend = get_backend()
+    budget = source_token_budget(settings.DOCENT_MAX_ANSWER_TOKENS)
+    sources = prompt_sources(found.hits)
+    messages = build_messages(
         question=question,
-        sources=prompt_sources(found.hits),
+        sources=sources,
         language=found.language,
-        budget_tokens=source_token_budget(settings.DOCENT_MAX_ANSWER_TOKENS),
-        count_tokens=get_backend().count_tokens,
+        budget_tokens=budget,
+        count_tokens=backend.count_tokens,
     )
+    check = None
+    if answer_check_threshold(backend) is not None:
+        check = build_check_messages(
+            question=question, sources=sources, budget_tokens=budget, count_tokens=backend.count_tokens
+        )
+    return messages, check
 
 
 def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
+    from chat.services import answer_check_threshold
+
     knowledge_base = bench_knowledge_base()
     cookie = session_cookie()
     max_tokens = settings.DOCENT_MAX_ANSWER_TOKENS
@@ -262,13 +281,16 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
         with docent_server() as host:
             asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, "warm up: what is the capacity?"))
             ask_over_api(host, api_key, knowledge_base.slug, "warm up: what is the capacity?")
-            model.generate(prompts[QUESTIONS[-1]], 8)
+            model.generate(prompts[QUESTIONS[-1]][0], 8)
             # Websocket, API and bare take turns question by question, so a slower spell of the machine hits all.
             for _ in range(rounds):
-                for question in QUESTIONS:
+                for i, question in enumerate(QUESTIONS):
                     product.append(asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, question)))
-                    through_api.append(ask_over_api(host, api_key, knowledge_base.slug, question))
-                    bare.append(model.generate(prompts[question], max_tokens))
+                    # Another question than the websocket's: the same prompt twice in a row would be read from
+                    # llama.cpp's prompt cache. Over the rounds each path asks every question equally often.
+                    other = QUESTIONS[(i + 2) % len(QUESTIONS)]
+                    through_api.append(ask_over_api(host, api_key, knowledge_base.slug, other))
+                    bare.append(model.generate(prompts[question][0], max_tokens, check=prompts[question][1]))
                     p, a, b = product[-1], through_api[-1], bare[-1]
                     log(
                         f"  websocket: ttft {p['ttft_ms'] or 0:.0f} ms, {p.get('tokens_per_s', 0):.1f} tok/s "
@@ -304,7 +326,11 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
             "questions": len(QUESTIONS) * rounds,
             "path": "websocket client -> daphne -> Channels consumer -> retrieval -> queue -> llama.cpp thread",
             "api_path": "httpx client -> daphne -> /v1/chat/completions (stream) -> the same answer path",
-            "baseline": "bare llama_cpp.Llama, same prompt (same retrieved sources), same settings",
+            "baseline": "bare llama_cpp.Llama, same prompt (same retrieved sources), same settings; when the product "
+            "asks the answerability question first, bare asks it too (one token)",
+            "answer_check": answer_check_threshold(get_backend()),
+            "check_ms_median": statistics.median(r["done"]["timings"].get("check_ms", 0.0) for r in product),
+            "refused": sum(1 for r in product + through_api if not r["done"].get("answered", True)),
             "model": model_path().name,
             "sources": settings.DOCENT_TOP_K,
             "prompt_sources": settings.DOCENT_PROMPT_SOURCES,

@@ -85,8 +85,32 @@ def build_messages(
 ) -> list[dict[str, str]]:
     """The system and user messages of one answer: the context (see `source_blocks`), the question, and the
     request to answer in `language` (en, fr, zh; other languages get the English request)."""
-    blocks = source_blocks(sources, budget_tokens, count_tokens)
     request = ANSWER_REQUEST.get(language, ANSWER_REQUEST["en"]).format(question=question)
+    return _with_context(sources, budget_tokens, count_tokens, request)
+
+
+# Asked before answering; the model's first token's odds of yes against no are the answerability score
+# (chat.services.answer_check_threshold). Worded in English for every language; of four wordings measured on the
+# evaluation sets (README, "Refusal") this one separated answerable from unanswerable questions best. It shares
+# the answer prompt's system message and context, so the model reads the context once for both.
+CHECK_REQUEST = (
+    "Question: {question}\nDoes the context above contain the answer to this question? Reply with yes or no."
+)
+
+
+def build_check_messages(
+    *, question: str, sources: list[PromptSource], budget_tokens: int, count_tokens: Callable[[str], int] | None = None
+) -> list[dict[str, str]]:
+    """The yes/no question whether the context answers `question`: the answer prompt's messages (same system
+    message, same context blocks, so a model with a prompt cache reads them once for both) with CHECK_REQUEST
+    in place of the answer request."""
+    return _with_context(sources, budget_tokens, count_tokens, CHECK_REQUEST.format(question=question))
+
+
+def _with_context(
+    sources: list[PromptSource], budget_tokens: int, count_tokens: Callable[[str], int] | None, request: str
+) -> list[dict[str, str]]:
+    blocks = source_blocks(sources, budget_tokens, count_tokens)
     user = "Context:\n" + "\n\n".join(blocks) + f"\n\n{request}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 

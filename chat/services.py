@@ -21,10 +21,10 @@ from django.urls import reverse
 
 from chat.citations import Attribution, attribute
 from chat.followup import standalone_question
-from chat.llm import Generation, LLMBackend, LLMError, get_backend
+from chat.llm import Generation, LLMBackend, LLMError, get_backend, presets
 from chat.models import Citation, Conversation, Message
 from chat.phrases import sources_in_other_languages
-from chat.prompts import PromptSource, build_messages
+from chat.prompts import PromptSource, build_check_messages, build_messages
 from chat.selectors import citation_urls
 from chat.streaming import CitationStream
 from kb import retrieval
@@ -346,22 +346,8 @@ async def answer(
     if not result.answerable:
         # Refused without calling the model: it would only invent an answer.
         timings["refusal_reason"] = result.refusal_reason
-        refusal = knowledge_base.refusal_for(result.language)
-        yield {"type": "sources", "items": []}
-        yield {"type": "token", "text": refusal}
-        timings.update(ttft_ms=round((time.perf_counter() - started) * 1000, 1), prompt_tokens=0, completion_tokens=0)
-        timings.update(total_ms=timings["ttft_ms"], tokens_per_s=0.0)
-        message = await sync_to_async(_save_answer)(
-            conversation=conversation,
-            text=refusal,
-            sources=[],
-            citations=[],
-            source_texts={},
-            timings=timings,
-            answered=False,
-            stopped=False,
-        )
-        yield _done(message, conversation, [], timings, answered=False)
+        async for event in _refuse(knowledge_base, conversation, result.language, timings, started):
+            yield event
         return
 
     backend = get_backend(llm)
@@ -369,13 +355,43 @@ async def answer(
     async for position in queue.turns(object()):
         yield {"type": "queued", "position": position}
     max_tokens = max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS
+    shown = prompt_sources(result.hits)
     messages = await sync_to_async(build_messages, thread_sensitive=False)(
         question=question,
-        sources=prompt_sources(result.hits),
+        sources=shown,
         language=result.language,
         budget_tokens=source_token_budget(max_tokens),
         count_tokens=backend.count_tokens,
     )
+    threshold = answer_check_threshold(backend, llm)
+    if threshold is not None:
+        try:
+            check_started = time.perf_counter()
+            # a follow-up is judged in its standalone form: "how often should I do it?" alone names nothing
+            check = await sync_to_async(build_check_messages, thread_sensitive=False)(
+                question=search_text,
+                sources=shown,
+                budget_tokens=source_token_budget(max_tokens),
+                count_tokens=backend.count_tokens,
+            )
+            probability = await asyncio.get_running_loop().run_in_executor(
+                generation_executor(backend.slots), backend.yes_probability, check
+            )
+        except LLMError as exc:
+            queue.release()
+            raise AnswerError("llm_error", str(exc)) from exc
+        except BaseException:
+            queue.release()
+            raise
+        timings["check_ms"] = round((time.perf_counter() - check_started) * 1000, 1)
+        timings["answerable_p"] = None if probability is None else round(probability, 4)
+        if probability is not None and probability < threshold:
+            # The model judged that its sources do not answer the question: it would only invent an answer.
+            queue.release()
+            timings["refusal_reason"] = f"the model found no answer in the sources (p={probability:.2f} < {threshold})"
+            async for event in _refuse(knowledge_base, conversation, result.language, timings, started):
+                yield event
+            return
     prompt_ready = time.perf_counter()
     generation = ThreadedGeneration(messages, max_tokens=max_tokens, stop=stop, backend=backend)
     stats = generation.stats
@@ -443,6 +459,45 @@ async def answer(
     done = _done(message, conversation, [c.number for c in citations], timings, answered=True)
     done["citation_urls"] = await sync_to_async(citation_urls)(message)
     yield done
+
+
+async def _refuse(
+    knowledge_base: KnowledgeBase, conversation: Conversation, language: str, timings: dict[str, Any], started: float
+) -> AsyncIterator[Event]:
+    """The refusal's events, in the question's language, and the refusal stored as the answer."""
+    refusal = knowledge_base.refusal_for(language)
+    yield {"type": "sources", "items": []}
+    yield {"type": "token", "text": refusal}
+    timings.update(ttft_ms=round((time.perf_counter() - started) * 1000, 1), prompt_tokens=0, completion_tokens=0)
+    timings.update(total_ms=timings["ttft_ms"], tokens_per_s=0.0)
+    message = await sync_to_async(_save_answer)(
+        conversation=conversation,
+        text=refusal,
+        sources=[],
+        citations=[],
+        source_texts={},
+        timings=timings,
+        answered=False,
+        stopped=False,
+    )
+    yield _done(message, conversation, [], timings, answered=False)
+
+
+def answer_check_threshold(backend: LLMBackend, llm: str | None = None) -> float | None:
+    """The answerability score below which an answer is refused (chat.prompts.CHECK_REQUEST), or None: no check.
+
+    DOCENT_ANSWER_CHECK: "auto" (default) takes the in-process chat model's preset's calibrated threshold (none
+    for models too small to judge, for GGUF paths and for a model server), "off", or a number in [0, 1].
+    """
+    configured = settings.DOCENT_ANSWER_CHECK
+    if configured == "off":
+        return None
+    if configured != "auto":
+        return float(configured)
+    if backend.name != "llama-cpp":
+        return None
+    preset = presets.PRESETS.get(llm or settings.DOCENT_LLM_MODEL or presets.DEFAULT)
+    return preset.answer_check if preset else None
 
 
 def _done(

@@ -38,6 +38,10 @@ class LLMBackend(Protocol):
         """Yield text pieces as the model writes them; blocking, so callers run it in a thread."""
         ...
 
+    def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
+        """For a yes/no question: P(yes) / (P(yes) + P(no)) of the reply's first token; None if unknown."""
+        ...
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` for this model (the prompt's source budget is counted with it)."""
         ...

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 
 from chat.llm import presets
@@ -110,6 +111,61 @@ class LlamaCppBackend:
             finally:
                 chunks.close()
                 stats.prompt_tokens = max(0, int(llama.n_tokens) - stats.completion_tokens)
+
+    def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
+        """P(yes) / (P(yes) + P(no)) for the first token of the model's reply to a yes/no question, from one
+        forward pass (no sampling); None when the model has no chat template to format the messages with.
+
+        The prompt's tokens shared with the previous prompt are not read again (llama.cpp keeps them in its KV
+        cache), and the answer prompt that follows shares this one's system message and context, so the check
+        costs the model only its last line and the answer's (chat.prompts.build_check_messages).
+        """
+        llama = self.load()
+        with self._generate_lock:
+            formatter, yes, no = self._yes_no()
+            if formatter is None:
+                return None
+            prompt = formatter(messages=messages).prompt
+            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            cached = llama.input_ids[: llama.n_tokens]
+            common = 0
+            for old, new in zip(cached, tokens, strict=False):
+                if old != new:
+                    break
+                common += 1
+            llama.n_tokens = min(common, len(tokens) - 1)  # at least one token read, for its logits
+            llama.eval(tokens[llama.n_tokens :])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+        odds = np.exp(logits - logits.max())
+        p_yes, p_no = odds[yes].sum(), odds[no].sum()
+        return float(p_yes / (p_yes + p_no)) if p_yes + p_no > 0 else None
+
+    def _yes_no(self) -> tuple[Any, list[int], list[int]]:
+        """The model's chat formatter (from its GGUF template) and its one-token spellings of yes and no."""
+        if not hasattr(self, "_yes_no_cache"):
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llama = self.load()
+            template = llama.metadata.get("tokenizer.chat_template")
+            formatter = None
+            if template:  # as llama_cpp.Llama makes its own chat handler from the template
+                eos, bos = llama.token_eos(), llama.token_bos()
+                formatter = Jinja2ChatFormatter(
+                    template=template,
+                    eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
+                    bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+                )
+
+            def single(words: tuple[str, ...]) -> list[int]:
+                found = {tuple(llama.tokenize(w.encode(), add_bos=False, special=False)) for w in words}
+                return sorted(t[0] for t in found if len(t) == 1)
+
+            self._yes_no_cache = (
+                formatter,
+                single(("yes", "Yes", "YES", " yes", " Yes")),
+                single(("no", "No", "NO", " no", " No")),
+            )
+        return self._yes_no_cache
 
     def warm_up(self) -> None:
         """Load the model and run one token, on the calling thread (the generation thread, at server start)."""

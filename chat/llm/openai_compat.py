@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -75,6 +76,30 @@ class OpenAICompatibleBackend:
                         break
         except httpx.HTTPError as exc:
             raise LLMError(f"model server unreachable at {self.base_url}: {exc}") from exc
+
+    def yes_probability(self, messages: list[dict[str, str]]) -> float | None:
+        """P(yes) / (P(yes) + P(no)) for the reply's first token, from the server's `top_logprobs`; None when the
+        server gives no log-probabilities (the answerability check is then skipped) or is unreachable."""
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": 20,
+        }
+        try:
+            response = self._client.post(f"{self.base_url}/chat/completions", json=body)
+            content = response.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return None
+        odds = {"yes": 0.0, "no": 0.0}
+        for item in content:
+            word = str(item.get("token", "")).strip().lower()
+            if word in odds:
+                odds[word] += math.exp(float(item["logprob"]))
+        total = odds["yes"] + odds["no"]
+        return odds["yes"] / total if total > 0 else None
 
     def count_tokens(self, text: str) -> int:
         """The remote model's tokenizer is not at hand: an estimate (1 per CJK character, ~1.3 per word)."""

@@ -51,6 +51,9 @@ class Preset:
     sha256: str = ""  # of the assembled source file, as its author published it
     size: int = 0
     file: str = ""  # the file Docent runs (requantized from the source)
+    # answerability score below which the answer is refused (chat.services.answer_check_threshold); None: the
+    # model is not asked (too small to judge, or not calibrated)
+    answer_check: float | None = None
 
 
 PRESETS = {
@@ -75,6 +78,7 @@ PRESETS = {
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             size=1_117_320_768,
             file="qwen2.5-coder-1.5b-instruct-q4_0.gguf",
+            answer_check=0.3,
         ),
         Preset(
             name="smollm2-135m",

@@ -180,6 +180,9 @@ DOCENT_PROMPT_SOURCES = int(env("DOCENT_PROMPT_SOURCES", "3"))
 # DOCENT_LLM_CONTEXT - DOCENT_MAX_ANSWER_TOKENS - 256). Prompt reading dominates the time to first token.
 DOCENT_SOURCE_TOKENS = int(env("DOCENT_SOURCE_TOKENS", "650"))
 DOCENT_MAX_QUEUE = int(env("DOCENT_MAX_QUEUE", "64"))  # questions waiting for a model slot before `busy`
+# Before answering, the chat model is asked whether its sources answer the question; "auto": its preset's
+# calibrated threshold (README, "Refusal"), "off", or a threshold in [0, 1].
+DOCENT_ANSWER_CHECK = env("DOCENT_ANSWER_CHECK", "auto")
 DOCENT_LLM_SLOTS = int(env("DOCENT_LLM_SLOTS", "4"))  # concurrent generations on a DOCENT_LLM_URL server
 # "pdfium": pypdfium2's text layer (fast, keeps word spaces); "unstructured": partition_pdf(strategy="fast")
 DOCENT_PDF_PARSER = env("DOCENT_PDF_PARSER", "pdfium")

@@ -117,3 +117,12 @@ async def test_unreachable_server_is_an_error_frame_and_the_socket_lives_on(manu
         await communicator.disconnect()
     finally:
         llm.reset_backends()
+
+
+def test_a_model_server_scores_yes_against_no(remote_llm):  # type: ignore[no-untyped-def]
+    from chat.prompts import PromptSource, build_check_messages
+
+    sources = [PromptSource(n=1, title="Manual", page=3, heading="Reset", text="Hold the power button for 10 s.")]
+    messages = build_check_messages(question="How do I reset the kettle?", sources=sources, budget_tokens=400)
+    probability = remote_llm.yes_probability(messages)
+    assert probability is not None and 0.0 <= probability <= 1.0
