@@ -47,7 +47,7 @@ class WidgetKey(models.Model):
     title_zh = models.CharField(_("title (Chinese)"), max_length=100, blank=True, default="帮助")
     greeting = models.TextField(_("greeting"), blank=True, default="Hello! Ask me a question about our products.")
     greeting_fr = models.TextField(
-        _("greeting (French)"), blank=True, default="Bonjour ! Posez-moi vos questions sur nos produits."
+        _("greeting (French)"), blank=True, default="Bonjour\u00a0! Posez-moi vos questions sur nos produits."
     )
     greeting_zh = models.TextField(
         _("greeting (Chinese)"), blank=True, default="您好！关于我们的产品，有什么可以帮您？"
@@ -91,7 +91,9 @@ class WidgetKey(models.Model):
     handoff_text_fr = models.TextField(
         _("hand-off text (French)"),
         blank=True,
-        default="Vous n'avez pas trouvé ce que vous cherchiez ? Laissez votre adresse e-mail, quelqu'un vous répondra.",
+        default=(
+            "Vous n'avez pas trouvé ce que vous cherchiez\u00a0? Laissez votre adresse e-mail, quelqu'un vous répondra."
+        ),
     )
     handoff_text_zh = models.TextField(
         _("hand-off text (Chinese)"),
