@@ -64,3 +64,14 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
+
+
+class SocketLanguageMixin:
+    """For a websocket consumer: every handler, and any task it starts (a task copies the context), runs in
+    `self.language`, which the consumer sets at connect (`language_from_scope`, or the widget's own choice)."""
+
+    language: str | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        with translation.override(self.language or settings.LANGUAGE_CODE):
+            await super().dispatch(message)  # type: ignore[misc]

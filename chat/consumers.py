@@ -11,10 +11,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.utils import translation
 from django.utils.translation import gettext as _
 
-from accounts.language import language_from_scope
+from accounts.language import SocketLanguageMixin, language_from_scope
 from chat import limits
 from chat.services import AnswerError, answer
 from kb.selectors import knowledge_base_for_user
@@ -22,17 +21,10 @@ from kb.selectors import knowledge_base_for_user
 logger = logging.getLogger(__name__)
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(SocketLanguageMixin, AsyncWebsocketConsumer):
     """`/ws/chat/`: one answer at a time per socket; errors are frames and the socket stays open.
 
     Error messages are in the socket's language (chosen at connect as for a page); codes stay English."""
-
-    language: str | None = None
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Each handler, and the answer task it starts (a task copies the context), speaks the socket's language.
-        with translation.override(self.language or settings.LANGUAGE_CODE):
-            await super().dispatch(message)
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")

@@ -152,3 +152,23 @@ async def test_without_a_saved_choice_the_socket_follows_cookie_then_browser(use
         await communicator.send_to(text_data="{not json")
         assert (await communicator.receive_json_from())["message"] == expected
         await communicator.disconnect()
+
+
+async def test_live_document_rows_are_rendered_in_the_readers_language(user) -> None:  # type: ignore[no-untyped-def]
+    await Profile.objects.acreate(user=user, language="zh-hans")
+
+    def processing_document() -> str:
+        kb = knowledge_base_create(slug="live", name="Live")
+        created = document_create(knowledge_base=kb, content=io.BytesIO(b"x"), filename="a.txt", enqueue=False)
+        Document.objects.filter(pk=created.document.pk).update(status="processing", stage="embed", progress=40)
+        return kb.slug
+
+    from asgiref.sync import sync_to_async
+
+    slug = await sync_to_async(processing_document)()
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/kb/{slug}/")
+    communicator.scope["user"] = user
+    assert (await communicator.connect())[0]
+    row = await communicator.receive_from()
+    assert "向量化" in row and "40%" in row  # the stage, from the catalogue
+    await communicator.disconnect()
