@@ -69,7 +69,7 @@ lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy config kb chat
+	$(VENV)/bin/mypy config kb chat accounts
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils import translation
 from django.views.decorators.http import last_modified
 from django.views.i18n import JavaScriptCatalog
@@ -20,7 +20,7 @@ _catalog = JavaScriptCatalog.as_view(domain="djangojs")
 
 
 @last_modified(lambda request, language: STARTED)
-def javascript_catalog(request: HttpRequest, language: str) -> HttpResponse:
+def javascript_catalog(request: HttpRequest, language: str) -> HttpResponseBase:
     if language not in dict(settings.LANGUAGES):
         raise Http404("No such language")
     with translation.override(language):
