@@ -143,6 +143,54 @@ async def ask_over_websocket(host: str, cookie: str, kb: str, question: str) -> 
     return result
 
 
+def ask_over_api(host: str, key: str, kb: str, question: str) -> dict[str, Any]:
+    """One question through `POST /v1/chat/completions` with `stream: true`, timed as a client sees it: TTFT at
+    the first event with text, tokens/s over the answer's tokens after the first (`usage`, the server's count)."""
+    import httpx
+
+    started = time.perf_counter()
+    result: dict[str, Any] = {"frames": 0, "ttft_ms": None, "error": None, "tokens": 0}
+    first = last = None
+    body = {"model": f"kb:{kb}", "messages": [{"role": "user", "content": question}], "stream": True}
+    with httpx.stream(
+        "POST", f"http://{host}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=300
+    ) as response:
+        if response.status_code != 200:
+            response.read()
+            result["error"] = f"HTTP {response.status_code}: {response.text[:200]}"
+            return result
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                result["error"] = chunk["error"]["code"]
+                break
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                result["frames"] += 1
+                last = time.perf_counter()
+                if first is None:
+                    first = last
+                    result["ttft_ms"] = (first - started) * 1000
+            if chunk.get("usage") and chunk["choices"]:
+                result["tokens"] = chunk["usage"]["completion_tokens"]
+                result["done"] = chunk["docent"]
+    ended = time.perf_counter()
+    result["total_ms"] = (ended - started) * 1000
+    tokens = result["tokens"]
+    if first is not None and last is not None and tokens > 1 and last > first:
+        result["decode_s"] = last - first
+        result["tokens_per_s"] = (tokens - 1) / (last - first)
+    return result
+
+
+def api_key_for_bench() -> str:
+    from api.services import api_key_create
+
+    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"email": "bench@localhost"})
+    return api_key_create(user=user, name="bench chat", questions_per_minute=100000)[1]
+
+
 class BareModel:
     """Bare llama_cpp.Llama, loaded and configured as the product loads its model, kept for the whole run
     (the product's model also keeps its context, and with it the prompt prefix, between questions)."""
@@ -205,27 +253,32 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
     cookie = session_cookie()
     max_tokens = settings.DOCENT_MAX_ANSWER_TOKENS
     prompts = {question: prompt_for(knowledge_base, question) for question in QUESTIONS}
+    api_key = api_key_for_bench()
     product: list[dict[str, Any]] = []
+    through_api: list[dict[str, Any]] = []
     bare: list[dict[str, float]] = []
     model = BareModel()
     try:
         with docent_server() as host:
             asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, "warm up: what is the capacity?"))
+            ask_over_api(host, api_key, knowledge_base.slug, "warm up: what is the capacity?")
             model.generate(prompts[QUESTIONS[-1]], 8)
-            # Product and bare take turns question by question, so a slower spell of the machine hits both.
+            # Websocket, API and bare take turns question by question, so a slower spell of the machine hits all.
             for _ in range(rounds):
                 for question in QUESTIONS:
                     product.append(asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, question)))
+                    through_api.append(ask_over_api(host, api_key, knowledge_base.slug, question))
                     bare.append(model.generate(prompts[question], max_tokens))
-                    p, b = product[-1], bare[-1]
+                    p, a, b = product[-1], through_api[-1], bare[-1]
                     log(
-                        f"  product: ttft {p['ttft_ms'] or 0:.0f} ms, {p.get('tokens_per_s', 0):.1f} tok/s "
+                        f"  websocket: ttft {p['ttft_ms'] or 0:.0f} ms, {p.get('tokens_per_s', 0):.1f} tok/s "
                         f"({p['tokens']} tokens, {p['frames']} frames) | "
+                        f"api: ttft {a['ttft_ms'] or 0:.0f} ms, {a.get('tokens_per_s', 0):.1f} tok/s | "
                         f"bare: ttft {b['ttft_ms']:.0f} ms, {b['tokens_per_s']:.1f} tok/s ({b['tokens']} tokens)"
                     )
     finally:
         model.close()
-    failed = [r["error"] for r in product if r.get("error")]
+    failed = [r["error"] for r in product + through_api if r.get("error")]
     if failed:
         raise RuntimeError(f"{len(failed)} answers ended in error frames: {sorted(set(failed))}")
     prompt_tokens = [r["done"]["timings"]["prompt_tokens"] for r in product if "done" in r]
@@ -235,6 +288,7 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
         seconds = sum(r.get("decode_s", 0.0) for r in runs if r["tokens"] > 1)
         return sum(r["tokens"] - 1 for r in runs if r["tokens"] > 1 and r.get("decode_s")) / seconds if seconds else 0.0
 
+    bare_ttft = statistics.median(b["ttft_ms"] for b in bare)
     return {
         "name": "chat",
         "figures": {
@@ -243,10 +297,13 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
             ),
             "tokens_per_s": figure(rate(product), "tokens/s", rate(bare)),
             "done_after_text_ms": figure(statistics.median(r["done_after_text_ms"] for r in product), "ms", None),
+            "api_ttft_ms": figure(statistics.median(r["ttft_ms"] for r in through_api), "ms", bare_ttft),
+            "api_tokens_per_s": figure(rate(through_api), "tokens/s", rate(bare)),
         },
         "conditions": {
             "questions": len(QUESTIONS) * rounds,
             "path": "websocket client -> daphne -> Channels consumer -> retrieval -> queue -> llama.cpp thread",
+            "api_path": "httpx client -> daphne -> /v1/chat/completions (stream) -> the same answer path",
             "baseline": "bare llama_cpp.Llama, same prompt (same retrieved sources), same settings",
             "model": model_path().name,
             "sources": settings.DOCENT_TOP_K,
@@ -255,6 +312,9 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
             "retrieval_ms_median": statistics.median(r["done"]["timings"]["retrieval_ms"] for r in product),
             "ttft_minus_bare_ms_median": round(
                 statistics.median(p["ttft_ms"] - b["ttft_ms"] for p, b in zip(product, bare, strict=True)), 1
+            ),
+            "api_ttft_minus_bare_ms_median": round(
+                statistics.median(a["ttft_ms"] - b["ttft_ms"] for a, b in zip(through_api, bare, strict=True)), 1
             ),
             # the same answers' pace on the server's generating thread, before any frame is sent
             "model_tokens_per_s_median": statistics.median(

@@ -8,7 +8,8 @@ from chat.models import Conversation, Message
 
 
 def conversations_for_user(*, user: Any) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(user=user).select_related("knowledge_base")
+    # conversations held through the API (a bot's questions) stay out of the person's chat history
+    return Conversation.objects.filter(user=user, api__isnull=True).select_related("knowledge_base")
 
 
 def conversation_history(*, conversation: Conversation) -> list[dict[str, Any]]:

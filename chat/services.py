@@ -152,9 +152,10 @@ def prompt_sources(hits: list[retrieval.Hit]) -> list[PromptSource]:
 
 
 def _conversation_start(
-    *, user: Any, knowledge_base: KnowledgeBase, conversation_id: int | None, question: str
+    *, user: Any, knowledge_base: KnowledgeBase, conversation_id: int | None, question: str, history: list[str] | None
 ) -> tuple[Conversation, list[str]]:
-    """The conversation (created when new) with the question stored, and its earlier questions."""
+    """The conversation (created when new) with the question stored, and its earlier questions (`history` when
+    the client sent them, as the API's `messages` do)."""
     owner = user if user is not None and user.is_authenticated else None
     with transaction.atomic():
         if conversation_id is None:
@@ -170,6 +171,8 @@ def _conversation_start(
             .order_by("-created_at", "-id")
             .values_list("text", flat=True)[:3]
         )[::-1]
+        if history is not None:
+            previous = [*previous, *history][-3:]
         Message.objects.create(conversation=conversation, role=Message.Role.USER, text=question)
     return conversation, previous
 
@@ -313,16 +316,19 @@ async def answer(
     stop: threading.Event | None = None,
     max_tokens: int | None = None,
     llm: str | None = None,
+    history: list[str] | None = None,
 ) -> AsyncIterator[Event]:
     """Yield the protocol's events for one question: queued*, sources, token+, done.
 
     `llm`: a chat model other than the configured one (a chat.llm.presets name or GGUF path; evaluations).
+    `history`: the asker's earlier questions, oldest first, when the client keeps the conversation (the API);
+    a follow-up among them is searched for with them (chat.followup).
     """
     stop = stop or threading.Event()
     started = time.perf_counter()
     question = question.strip()
     conversation, previous = await sync_to_async(_conversation_start)(
-        user=user, knowledge_base=knowledge_base, conversation_id=conversation_id, question=question
+        user=user, knowledge_base=knowledge_base, conversation_id=conversation_id, question=question, history=history
     )
     conversation_ms = (time.perf_counter() - started) * 1000
     search_text = await sync_to_async(standalone_question, thread_sensitive=False)(previous, question)

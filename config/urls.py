@@ -15,5 +15,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("kb/", include("kb.urls")),
     path("widget/", include("chat.widget.urls")),
+    path("", include("api.urls")),
     path("", include("chat.urls")),
 ]

@@ -76,3 +76,12 @@ def max_tokens(name: str | None = None) -> int:
 def count_tokens(text: str, name: str | None = None) -> int:
     """Tokens of `text` by the embedder's own tokenizer, without special tokens."""
     return get(name).count_tokens(text)
+
+
+def embed_texts(texts: list[str], *, name: str | None = None, as_queries: bool = False) -> np.ndarray:
+    """(len(texts), dimension) float32, normalised, for callers in the web process (the API's embeddings): on
+    the question encoder's threads, so a batch does not take every core from the chat model. `as_queries`
+    embeds them as questions (e5's "query: " prefix), else as passages."""
+    encoder = get(name)
+    run = encoder.embed_queries if as_queries else encoder.embed_documents
+    return run(texts, threads=settings.DOCENT_QUERY_ENCODER_THREADS)

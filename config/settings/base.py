@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "kb",
     "chat",
     "chat.widget",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,13 @@ DOCENT_TRUST_X_FORWARDED_FOR = env_bool("DOCENT_TRUST_X_FORWARDED_FOR", False)  
 # question is searched with them), "model", "combine" or "off".
 DOCENT_CONDENSE = env("DOCENT_CONDENSE", "auto")
 DOCENT_MAX_FRAME_BYTES = 16 * 1024
+# The OpenAI-compatible API (api/): per-key requests a minute (a key may set its own for questions), the
+# largest request body, and what one embeddings request may hold.
+DOCENT_API_QUESTIONS_PER_MINUTE = int(env("DOCENT_API_QUESTIONS_PER_MINUTE", "20"))
+DOCENT_API_EMBEDDINGS_PER_MINUTE = int(env("DOCENT_API_EMBEDDINGS_PER_MINUTE", "120"))
+DOCENT_API_MAX_BODY_BYTES = int(env("DOCENT_API_MAX_BODY_BYTES", str(1024 * 1024)))
+DOCENT_API_MAX_EMBED_INPUTS = 256
+DOCENT_API_MAX_EMBED_CHARS = 8000
 
 # Where visitors and customers' sites reach Docent: the widget snippet's script URL and links in mails.
 DOCENT_PUBLIC_URL = env("DOCENT_PUBLIC_URL", "http://127.0.0.1:8000")

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -23,6 +20,7 @@ import pytest
 from chat.widget import tokens
 from chat.widget.models import Ticket, WidgetConversation, WidgetKey
 from chat.widget.services import widget_snippet
+from tests.servers import docent_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -54,12 +52,6 @@ def off_the_loop(fn: Callable[[], T]) -> T:
         return pool.submit(fn).result()
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 SERVER_LOG = Path(os.environ.get("DOCENT_VAR_DIR", "/tmp")) / "daphne-widget.log"
 
 
@@ -79,37 +71,8 @@ def wait_or_explain(page: Any, locator: Any, console: list[str], timeout: float 
 @pytest.fixture(scope="module")
 def docent_url() -> Iterator[str]:
     """Docent under daphne, as `make run` serves it, on the test database and Redis."""
-    port = free_port("127.0.0.1")
-    url = f"http://127.0.0.1:{port}"
-    log_path = SERVER_LOG
-    log = open(log_path, "wb")
-    env = {**os.environ, "DOCENT_PUBLIC_URL": url, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/static/docent-widget.js", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"daphne did not start; see {log_path}")
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with docent_server(SERVER_LOG) as url:
+        yield url
 
 
 class HostSite:
