@@ -135,7 +135,8 @@ def _untranslated_template_text(source: str) -> list[str]:
         translated = token.token_type != TokenType.TEXT or inside_blocktranslate
         parts.append("\x00" if translated else token.contents)
     text = "".join(parts)
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
+    # scripts, styles and code samples (a curl command) read the same in every language
+    text = re.sub(r"<(script|style|pre|code)\b.*?</\1>", " ", text, flags=re.S | re.I)
     text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
     found = [value for value in TEXT_ATTRIBUTES.findall(text) if WORDS.search(value)]
     visible = re.sub(r"&\w+;", " ", re.sub(r"<[^>]*>", " ", text))
