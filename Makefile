@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.docent-installed
 
-.PHONY: run test setup lint typecheck clean
+.PHONY: run test setup lint typecheck clean messages
 
 run: setup
 	$(PY) -m config.launcher run
@@ -13,7 +13,10 @@ run: setup
 test: setup
 	$(PY) -m config.launcher test
 
-setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server /usr/bin/chromium /usr/bin/tesseract
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+
+setup: $(STAMP) node_modules/.package-lock.json /usr/bin/redis-server /usr/bin/chromium /usr/bin/tesseract \
+	/usr/bin/msgfmt $(CJK_FONT)
 
 # pip keeps built wheels in its cache, so llama-cpp-python compiles once per machine, not once per venv.
 $(STAMP): pyproject.toml requirements.lock requirements-models.txt chat/llm/presets.py
@@ -47,11 +50,26 @@ node_modules/.package-lock.json: package.json package-lock.json
 /usr/bin/tesseract:
 	command -v tesseract >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-fra tesseract-ocr-chi-sim; }
 
+# The compiled catalogues (locale/*/LC_MESSAGES/*.mo) are committed, so Docent runs without gettext; the tests
+# that check the catalogues against the code, and `make messages`, need Debian's gettext (xgettext, msgfmt).
+/usr/bin/msgfmt:
+	command -v msgfmt >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext; }
+
+# Chinese text in the browser tests' screenshots (headless Chromium has no CJK font of its own).
+$(CJK_FONT):
+	test -f $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk; }
+
+# After changing interface text: the French and Chinese catalogues updated from the code (translate the new
+# entries in locale/*/LC_MESSAGES/*.po), then compiled. See README, "Languages".
+messages: setup
+	$(PY) -m config.i18n_catalogues update
+	$(PY) -m config.i18n_catalogues compile
+
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy config kb chat
+	$(VENV)/bin/mypy config kb chat accounts
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from api.selectors import api_keys_of
@@ -14,12 +15,15 @@ from kb.selectors import knowledge_bases_for_user
 
 
 class ApiKeyForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, help_text="What the key is for, e.g. “Slack bot”.")
+    name = forms.CharField(
+        label=_("Name"), max_length=100, required=False, help_text=_("What the key is for, e.g. “Slack bot”.")
+    )
     knowledge_bases = forms.ModelMultipleChoiceField(
+        label=_("Knowledge bases"),
         queryset=None,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: every knowledge base you may read, now and later.",
+        help_text=_("None ticked: every knowledge base you may read, now and later."),
     )
 
     def __init__(self, *args: object, user: object, **kwargs: object) -> None:

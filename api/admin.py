@@ -5,6 +5,8 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from api.models import ApiConversation, ApiKey
 from api.services import new_secret
@@ -23,13 +25,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ApiKey, form: ModelForm, change: bool) -> None:
         if not change:
             raw, obj.prefix, obj.key_hash = new_secret()
-            messages.warning(request, f"The new API key — copy it now, it will not be shown again: {raw}")
+            messages.warning(
+                request, _("The new API key — copy it now, it will not be shown again: %(key)s") % {"key": raw}
+            )
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description=gettext_lazy("Revoke the selected keys"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        messages.success(request, f"{count} key(s) revoked.")
+        message = ngettext("%(count)d key revoked.", "%(count)d keys revoked.", count) % {"count": count}
+        messages.success(request, message)
 
 
 @admin.register(ApiConversation)

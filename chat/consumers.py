@@ -11,7 +11,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils.translation import gettext as _
 
+from accounts.language import SocketLanguageMixin, language_from_scope
 from chat import limits
 from chat.services import AnswerError, answer
 from kb.selectors import knowledge_base_for_user
@@ -19,8 +21,10 @@ from kb.selectors import knowledge_base_for_user
 logger = logging.getLogger(__name__)
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
-    """`/ws/chat/`: one answer at a time per socket; errors are frames and the socket stays open."""
+class ChatConsumer(SocketLanguageMixin, AsyncWebsocketConsumer):
+    """`/ws/chat/`: one answer at a time per socket; errors are frames and the socket stays open.
+
+    Error messages are in the socket's language (chosen at connect as for a page); codes stay English."""
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -34,6 +38,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=4029)  # too many open sockets for this user or address
             return
         self.holds_socket = True
+        self.language = await database_sync_to_async(language_from_scope)(self.scope)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -52,46 +57,51 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if bytes_data is not None:
-            await self.error("bad_frame", "Send JSON text frames, not binary ones.")
+            await self.error("bad_frame", _("Send JSON text frames, not binary ones."))
             return
         raw = text_data or ""
         if len(raw.encode("utf-8")) > settings.DOCENT_MAX_FRAME_BYTES:
-            await self.error("too_large", f"Frames are limited to {settings.DOCENT_MAX_FRAME_BYTES} bytes.")
+            await self.error(
+                "too_large", _("Frames are limited to %(bytes)s bytes.") % {"bytes": settings.DOCENT_MAX_FRAME_BYTES}
+            )
             return
         try:
             frame = json.loads(raw)
         except json.JSONDecodeError:
-            await self.error("bad_json", "The frame is not valid JSON.")
+            await self.error("bad_json", _("The frame is not valid JSON."))
             return
         if not isinstance(frame, dict):
-            await self.error("bad_request", "A frame is a JSON object with a `type`.")
+            await self.error("bad_request", _("A frame is a JSON object with a `type`."))
             return
         kind = frame.get("type")
         if kind == "stop":
             self.stop_event.set()
             return
         if kind != "ask":
-            await self.error("bad_request", f"Unknown frame type {kind!r}; expected `ask` or `stop`.")
+            await self.error(
+                "bad_request", _("Unknown frame type %(type)r; expected `ask` or `stop`.") % {"type": kind}
+            )
             return
         await self.ask(frame)
 
     async def checked_question(self, frame: dict[str, Any]) -> tuple[str, int | None] | None:
         """The frame's question and conversation id, or None after an error frame saying what is wrong."""
         if self.current is not None and not self.current.done():
-            await self.error("busy", "An answer is still being written; send `stop` first.")
+            await self.error("busy", _("An answer is still being written; send `stop` first."))
             return None
         question = frame.get("question")
         if not isinstance(question, str) or not question.strip():
-            await self.error("empty_question", "The question is empty.")
+            await self.error("empty_question", _("The question is empty."))
             return None
         if len(question) > settings.DOCENT_MAX_QUESTION_CHARS:
             await self.error(
-                "question_too_long", f"Questions are limited to {settings.DOCENT_MAX_QUESTION_CHARS} characters."
+                "question_too_long",
+                _("Questions are limited to %(count)s characters.") % {"count": settings.DOCENT_MAX_QUESTION_CHARS},
             )
             return None
         conversation = frame.get("conversation")
         if conversation is not None and (not isinstance(conversation, int) or isinstance(conversation, bool)):
-            await self.error("bad_request", "`conversation` is a number or null.")
+            await self.error("bad_request", _("`conversation` is a number or null."))
             return None
         return question, conversation
 
@@ -107,11 +117,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             else None
         )
         if knowledge_base is None:
-            await self.error("unknown_kb", f"There is no knowledge base {slug!r} you can use.")
+            await self.error("unknown_kb", _("There is no knowledge base %(slug)r you can use.") % {"slug": slug})
             return
         # Counted only for a valid question: a client's mistakes are answered, not charged.
         if not await limits.allow_question(self.scope):
-            await self.error("rate_limited", "Too many questions in the last minute; wait a moment and ask again.")
+            await self.error("rate_limited", _("Too many questions in the last minute; wait a moment and ask again."))
             return
         self.stop_event = threading.Event()
         self.current = asyncio.create_task(
@@ -128,4 +138,4 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:
             logger.exception("answer failed")
-            await self.error("internal", "Something went wrong while answering; the error has been logged.")
+            await self.error("internal", _("Something went wrong while answering; the error has been logged."))

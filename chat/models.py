@@ -2,46 +2,69 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from kb.models import Chunk, KnowledgeBase
 
 
 class Conversation(models.Model):
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+        verbose_name=_("user"),
     )
-    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="conversations")
-    title = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="conversations", verbose_name=_("knowledge base")
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
 
     def __str__(self) -> str:
-        return self.title or f"Conversation {self.pk}"
+        return self.title or gettext("Conversation %(id)s") % {"id": self.pk}
 
 
 class Message(models.Model):
     class Role(models.TextChoices):
-        USER = "user"
-        ASSISTANT = "assistant"
+        USER = "user", pgettext_lazy("message role", "User")
+        ASSISTANT = "assistant", pgettext_lazy("message role", "Assistant")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    role = models.CharField(max_length=10, choices=Role.choices)
-    text = models.TextField()
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+    )
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices)
+    text = models.TextField(_("text"))
     # The numbered sources the answer was generated from, as sent to the client, so they survive reload
     # even if a document is later re-ingested.
-    sources = models.JSONField(default=list, blank=True)
-    timings = models.JSONField(default=dict, blank=True)
-    answered = models.BooleanField(default=True)  # False: the knowledge base could not answer
-    stopped = models.BooleanField(default=False)  # the user stopped the answer mid-way
-    feedback = models.SmallIntegerField(default=0, choices=[(1, "helpful"), (0, "none"), (-1, "not helpful")])
-    feedback_comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    sources = models.JSONField(_("sources"), default=list, blank=True)
+    timings = models.JSONField(_("timings"), default=dict, blank=True)
+    answered = models.BooleanField(_("answered"), default=True)  # False: the knowledge base could not answer
+    stopped = models.BooleanField(_("stopped"), default=False)  # the user stopped the answer mid-way
+    feedback = models.SmallIntegerField(
+        _("feedback"),
+        default=0,
+        choices=[
+            (1, pgettext_lazy("feedback", "helpful")),
+            (0, pgettext_lazy("feedback", "none")),
+            (-1, pgettext_lazy("feedback", "not helpful")),
+        ],
+    )
+    feedback_comment = models.TextField(_("feedback comment"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
@@ -50,16 +73,20 @@ class Message(models.Model):
 class Citation(models.Model):
     """A source the answer cites, by the number the answer uses for it."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="citations")
-    chunk = models.ForeignKey(Chunk, null=True, on_delete=models.SET_NULL, related_name="citations")
-    number = models.PositiveSmallIntegerField()
-    quote = models.TextField(blank=True)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="citations", verbose_name=_("message"))
+    chunk = models.ForeignKey(
+        Chunk, null=True, on_delete=models.SET_NULL, related_name="citations", verbose_name=_("passage")
+    )
+    number = models.PositiveSmallIntegerField(_("number"))
+    quote = models.TextField(_("quote"), blank=True)
     # Character offsets of the quoted span in the chunk's text; null when the whole passage is cited.
-    start = models.PositiveIntegerField(null=True, blank=True)
-    end = models.PositiveIntegerField(null=True, blank=True)
+    start = models.PositiveIntegerField(_("start"), null=True, blank=True)
+    end = models.PositiveIntegerField(_("end"), null=True, blank=True)
 
     class Meta:
         ordering = ["message_id", "number"]
+        verbose_name = _("citation")
+        verbose_name_plural = _("citations")
         constraints = [models.UniqueConstraint(fields=["message", "number"], name="citation_unique_number")]
 
     def __str__(self) -> str:

@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from chat.citations import Attribution, attribute
 from chat.followup import standalone_question
@@ -44,7 +45,7 @@ class AnswerError(Exception):
 
 class QueueFull(AnswerError):
     def __init__(self) -> None:
-        super().__init__("busy", "Too many questions are waiting for the model; try again in a moment.")
+        super().__init__("busy", _("Too many questions are waiting for the model; try again in a moment."))
 
 
 class GenerationQueue:
@@ -164,7 +165,7 @@ def _conversation_start(
                 pk=conversation_id, user=owner, knowledge_base=knowledge_base
             ).first()
             if conversation is None:
-                raise AnswerError("unknown_conversation", "That conversation does not exist.")
+                raise AnswerError("unknown_conversation", _("That conversation does not exist."))
         previous = list(
             conversation.messages.filter(role=Message.Role.USER)
             .order_by("-created_at", "-id")
@@ -419,7 +420,7 @@ async def answer(
             pieces.append("\n\n" + note)
             yield {"type": "token", "text": "\n\n" + note}
     except LLMError as exc:
-        raise AnswerError("llm_error", str(exc)) from exc
+        raise AnswerError("llm_error", _("The language model failed: %(error)s") % {"error": exc}) from exc
     finally:
         if not generation.started:
             queue.release()

@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from kb.forms import MultipleFileField
 from kb.models import Document, KnowledgeBase
@@ -15,7 +17,10 @@ from kb.services import DocumentRejected, document_create, document_delete, docu
 
 
 class BulkUploadForm(forms.Form):
-    files = MultipleFileField(label="Documents", help_text="Select any number of files; each is queued for ingestion.")
+    files = MultipleFileField(
+        label=gettext_lazy("Documents"),
+        help_text=gettext_lazy("Select any number of files; each is queued for ingestion."),
+    )
 
 
 @admin.register(KnowledgeBase)
@@ -24,13 +29,14 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
 
-    @admin.display(description="Documents")
+    @admin.display(description=gettext_lazy("Documents"))
     def document_count(self, obj: KnowledgeBase) -> int:
         return obj.documents.count()
 
     @admin.display(description="")
     def upload_link(self, obj: KnowledgeBase) -> str:
-        return format_html('<a href="{}">Upload documents</a>', reverse("admin:kb_knowledgebase_upload", args=[obj.pk]))
+        url = reverse("admin:kb_knowledgebase_upload", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Upload documents"))
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         custom = [
@@ -51,17 +57,21 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                         knowledge_base=knowledge_base, content=upload, filename=upload.name, uploaded_by=request.user
                     )
                 except DocumentRejected as exc:
-                    messages.error(request, f"{upload.name}: {exc}")
+                    messages.error(request, _("%(name)s: %(reason)s") % {"name": upload.name, "reason": exc})
                     continue
                 created += result.created
                 unchanged += not result.created
-            messages.success(request, f"{created} document(s) queued, {unchanged} already present.")
+            queued = ngettext("%(count)d document queued", "%(count)d documents queued", created) % {"count": created}
+            present = ngettext("%(count)d already present", "%(count)d already present", unchanged) % {
+                "count": unchanged
+            }
+            messages.success(request, _("%(queued)s, %(present)s.") % {"queued": queued, "present": present})
             return HttpResponseRedirect(
                 reverse("admin:kb_document_changelist") + f"?knowledge_base__id__exact={knowledge_base.pk}"
             )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Upload documents to {knowledge_base.name}",
+            "title": _("Upload documents to %(name)s") % {"name": knowledge_base.name},
             "form": form,
             "knowledge_base": knowledge_base,
             "opts": self.model._meta,
@@ -121,23 +131,29 @@ class DocumentAdmin(admin.ModelAdmin):
         # The extracted text can be megabytes; the list and the form never show it.
         return super().get_queryset(request).defer("text").annotate(chunks_total=Count("chunks"))
 
-    @admin.display(description="Chunks", ordering="chunks_total")
+    @admin.display(description=gettext_lazy("Passages"), ordering="chunks_total")
     def chunk_count(self, obj: Document) -> int:
         return obj.chunks_total  # type: ignore[attr-defined]
 
-    @admin.action(description="Ingest selected documents again")
+    @admin.action(description=gettext_lazy("Ingest selected documents again"))
     def reingest(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        count = 0
         for document in queryset:
             document_reingest(document=document)
-        messages.success(request, f"{queryset.count()} document(s) queued.")
+            count += 1
+        messages.success(
+            request, ngettext("%(count)d document queued.", "%(count)d documents queued.", count) % {"count": count}
+        )
 
-    @admin.action(description="Delete selected documents and their files")
+    @admin.action(description=gettext_lazy("Delete selected documents and their files"))
     def delete_documents(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         count = 0
         for document in queryset:
             document_delete(document=document)
             count += 1
-        messages.success(request, f"{count} document(s) deleted.")
+        messages.success(
+            request, ngettext("%(count)d document deleted.", "%(count)d documents deleted.", count) % {"count": count}
+        )
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
         document_delete(document=obj)

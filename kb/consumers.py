@@ -14,14 +14,17 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from accounts.language import SocketLanguageMixin, language_from_scope
 from kb.ingest.progress import STATE_FIELDS, group_name
 from kb.models import Document
 from kb.selectors import knowledge_base_for_user
 
 
-class DocumentProgressConsumer(AsyncWebsocketConsumer):
+class DocumentProgressConsumer(SocketLanguageMixin, AsyncWebsocketConsumer):
+    """Rows rendered in the reader's language, chosen at connect as for the page."""
+
     async def connect(self) -> None:
         slug = self.scope["url_route"]["kwargs"]["slug"]
         self.knowledge_base = await database_sync_to_async(knowledge_base_for_user)(
@@ -30,10 +33,13 @@ class DocumentProgressConsumer(AsyncWebsocketConsumer):
         if self.knowledge_base is None:
             await self.close(code=4403)
             return
+        self.language = await database_sync_to_async(language_from_scope)(self.scope)
         self.group = group_name(self.knowledge_base.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        for row in await self._rows(unfinished=True):
+        with translation.override(self.language):  # this handler began before the language was known
+            rows = await self._rows(unfinished=True)
+        for row in rows:
             await self.send(text_data=row)
 
     async def disconnect(self, code: int) -> None:

@@ -1,4 +1,6 @@
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -22,4 +24,9 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField(label="Documents")
+    files = MultipleFileField(label=_("Documents"))
+
+    @property
+    def max_upload_mb(self) -> int:
+        """The upload hint's size limit (DOCENT_MAX_UPLOAD_MB)."""
+        return settings.DOCENT_MAX_UPLOAD_BYTES // (1024 * 1024)

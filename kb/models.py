@@ -5,39 +5,47 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
 
 class KnowledgeBase(models.Model):
-    slug = models.SlugField(unique=True)
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    slug = models.SlugField(_("slug"), unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
     # Said instead of an answer when the knowledge base holds nothing relevant, in the question's language.
     refusal_text = models.TextField(
+        _("refusal"),
         default="I could not find this in the knowledge base.",
-        help_text="Said (in English) instead of an answer when the knowledge base holds nothing relevant.",
+        help_text=_("Said (in English) instead of an answer when the knowledge base holds nothing relevant."),
     )
     refusal_text_fr = models.TextField(
+        _("refusal (French)"),
         default="Je n'ai pas trouvé cette information dans la base de connaissances.",
-        help_text="The same, for questions in French.",
+        help_text=_("The same, for questions in French."),
     )
     refusal_text_zh = models.TextField(
-        default="知识库中没有找到这方面的信息。", help_text="The same, for questions in Chinese."
+        _("refusal (Chinese)"),
+        default="知识库中没有找到这方面的信息。",
+        help_text=_("The same, for questions in Chinese."),
     )
     retrieval_mode = models.CharField(
+        _("retrieval mode"),
         max_length=10,
-        choices=[("hybrid", "hybrid"), ("fulltext", "full-text"), ("dense", "dense")],
+        choices=[("hybrid", _("hybrid")), ("fulltext", _("full-text")), ("dense", _("dense"))],
         default="hybrid",
     )
     # The embedder its chunks were embedded with (kb.encoders): its questions are embedded by the same one.
     # `manage.py reembed` moves a base to another.
-    embedder = models.CharField(max_length=300, blank=True, default="")
+    embedder = models.CharField(_("embedder"), max_length=300, blank=True, default="")
     # The embedder `reembed` is moving the base to (its vectors gather in Chunk.next_embedding); "" when none.
-    next_embedder = models.CharField(max_length=300, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    next_embedder = models.CharField(_("next embedder"), max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("knowledge base")
+        verbose_name_plural = _("knowledge bases")
 
     def __str__(self) -> str:
         return self.name
@@ -60,53 +68,72 @@ def document_upload_to(document: Document, filename: str) -> str:
 
 class Document(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        PROCESSING = "processing"
-        READY = "ready"
-        FAILED = "failed"
+        QUEUED = "queued", _("Queued")
+        PROCESSING = "processing", _("Processing")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
 
     class Stage(models.TextChoices):
         NONE = "", "—"
-        PARSE = "parse"
-        CHUNK = "chunk"
-        EMBED = "embed"
-        STORE = "store"
+        PARSE = "parse", _("Reading")
+        CHUNK = "chunk", _("Splitting into passages")
+        EMBED = "embed", _("Embedding")
+        STORE = "store", _("Saving")
 
-    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
-    title = models.CharField(max_length=300)
-    file = models.FileField(upload_to=document_upload_to, max_length=500)
-    original_name = models.CharField(max_length=300)
-    sha256 = models.CharField(max_length=64)
-    size = models.BigIntegerField(default=0)
-    content_type = models.CharField(max_length=100, blank=True)
-    language = models.CharField(max_length=8, blank=True)
-    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.NONE, blank=True)
-    progress = models.PositiveSmallIntegerField(default=0)  # percent of the whole ingestion
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="documents", verbose_name=_("knowledge base")
+    )
+    title = models.CharField(_("title"), max_length=300)
+    file = models.FileField(_("file"), upload_to=document_upload_to, max_length=500)
+    original_name = models.CharField(_("original name"), max_length=300)
+    sha256 = models.CharField("SHA-256", max_length=64)
+    size = models.BigIntegerField(_("size (bytes)"), default=0)
+    content_type = models.CharField(_("content type"), max_length=100, blank=True)
+    language = models.CharField(_("language"), max_length=8, blank=True)
+    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True, verbose_name=_("tags"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(_("stage"), max_length=8, choices=Stage.choices, default=Stage.NONE, blank=True)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)  # percent of the whole ingestion
     # The worker holding the document while it is processed, and its last sign of life: a processing
     # document whose heartbeat is stale has lost its worker and is queued again (kb.ingest.lease).
-    worker = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(_("worker"), max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     # The text extracted from the file; chunks' start/end index into it, so a citation highlights its span.
-    text = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    pages = models.PositiveIntegerField(null=True, blank=True)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    parse_ms = models.PositiveIntegerField(null=True, blank=True)
-    embed_ms = models.PositiveIntegerField(null=True, blank=True)
+    text = models.TextField(_("extracted text"), blank=True)
+    # Why it failed: an English sentence from kb.reasons, shown translated by `error_display`.
+    error = models.TextField(_("error"), blank=True)
+    pages = models.PositiveIntegerField(_("pages"), null=True, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("uploaded by")
+    )
+    created_at = models.DateTimeField(_("added"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    parse_ms = models.PositiveIntegerField(_("parsing time (ms)"), null=True, blank=True)
+    embed_ms = models.PositiveIntegerField(_("embedding time (ms)"), null=True, blank=True)
 
     class Meta:
         ordering = ["title"]
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
         constraints = [
             models.UniqueConstraint(fields=["knowledge_base", "sha256"], name="document_unique_content_per_kb"),
         ]
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def error_display(self) -> str:
+        """The failure reason in the reader's language (kb.reasons)."""
+        from kb.reasons import translate
+
+        return translate(self.error)
+
+    @property
+    def language_name(self) -> str:
+        """The document's language, named in the reader's language."""
+        return str(DOCUMENT_LANGUAGES.get(self.language, self.language))
 
     @property
     def is_stalled(self) -> bool:
@@ -118,6 +145,9 @@ class Document(models.Model):
         if self.status != self.Status.PROCESSING or self.heartbeat_at is None:
             return False
         return self.heartbeat_at < timezone.now() - timedelta(seconds=settings.DOCENT_INGEST_STALE_S)
+
+
+DOCUMENT_LANGUAGES = {"en": _("English"), "fr": _("French"), "zh": _("Chinese")}
 
 
 class Chunk(models.Model):
@@ -140,6 +170,8 @@ class Chunk(models.Model):
 
     class Meta:
         ordering = ["document_id", "ordinal"]
+        verbose_name = _("passage")
+        verbose_name_plural = _("passages")
         constraints = [
             models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal"),
         ]

@@ -14,6 +14,7 @@ from django.core.files import File
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from kb.ingest.chunk import ChunkDraft
 from kb.ingest.safety import safe_filename
@@ -61,9 +62,8 @@ def _sha256(handle: IO[bytes]) -> tuple[str, int]:
         digest.update(block)
         size += len(block)
         if size > settings.DOCENT_MAX_UPLOAD_BYTES:
-            raise DocumentRejected(
-                f"The file is larger than the {settings.DOCENT_MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit."
-            )
+            limit = settings.DOCENT_MAX_UPLOAD_BYTES // (1024 * 1024)
+            raise DocumentRejected(gettext("The file is larger than the %(mb)s MB limit.") % {"mb": limit})
     handle.seek(0)
     return digest.hexdigest(), size
 

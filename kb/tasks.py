@@ -9,6 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
 
+from kb import reasons
 from kb.ingest import lease, progress
 from kb.ingest.pipeline import ingest
 from kb.models import Document
@@ -37,7 +38,7 @@ def ingest_document(self, document_id: int) -> str:  # type: ignore[no-untyped-d
             stage="",
             worker="",
             heartbeat_at=None,
-            error=f"Ingestion took longer than {minutes} minutes and was stopped.",
+            error=reasons.INGEST_TIMEOUT % {"minutes": minutes},
         )
         return "timeout"
     finally:

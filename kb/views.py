@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from kb.forms import UploadForm
@@ -57,16 +58,18 @@ def kb_upload(request: HttpRequest, slug: str) -> HttpResponse:
                     knowledge_base=knowledge_base, content=upload, filename=upload.name, uploaded_by=request.user
                 )
             except DocumentRejected as exc:
-                messages.error(request, f"{upload.name}: {exc}")
+                messages.error(request, _("%(name)s: %(reason)s") % {"name": upload.name, "reason": exc})
                 continue
             if result.created:
-                messages.success(request, f"{upload.name}: queued for processing.")
+                messages.success(request, _("%(name)s: queued for processing.") % {"name": upload.name})
             elif result.replaced:
-                messages.success(request, f"{upload.name}: new version queued; it replaces the previous one.")
+                messages.success(
+                    request, _("%(name)s: new version queued; it replaces the previous one.") % {"name": upload.name}
+                )
             else:
-                messages.info(request, f"{upload.name}: already in this knowledge base.")
+                messages.info(request, _("%(name)s: already in this knowledge base.") % {"name": upload.name})
     else:
-        messages.error(request, "Choose at least one file to upload.")
+        messages.error(request, _("Choose at least one file to upload."))
     return redirect("kb:detail", slug=knowledge_base.slug)
 
 

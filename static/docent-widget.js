@@ -1,6 +1,7 @@
 /*
  * Docent support widget loader. Paste on your site:
  *   <script src="https://DOCENT/static/docent-widget.js" data-key="KEY" async></script>
+ * Add data-lang="fr" (or "en", "zh-Hans") to fix the widget's language; without it, the visitor's browser decides.
  * It adds one container at the end of <body> holding a <button data-docent-bubble> and, once opened,
  * an <iframe data-docent-frame> served by Docent. It reads nothing of the page, defines no globals and
  * touches nothing outside its container, except one localStorage entry, "docent-widget:KEY": browsers
@@ -15,6 +16,7 @@
   if (!key) return;
   var base = new URL(script.src, window.location.href).origin;
   var root = base + "/widget/" + encodeURIComponent(key) + "/";
+  var lang = script.getAttribute("data-lang") || "";
   var tag = key.replace(/[^\w-]/g, ""); // keys are url-safe; this keeps the selector below well-formed
   if (document.querySelector('[data-docent-widget="' + tag + '"]')) return; // the snippet pasted twice
 
@@ -143,7 +145,8 @@
   }
 
   function start() {
-    fetch(root + "config/", { mode: "cors", credentials: "omit" })
+    // Docent answers with the title and the frame's address in the language it chose (data-lang, else the browser's).
+    fetch(root + "config/" + (lang ? "?lang=" + encodeURIComponent(lang) : ""), { mode: "cors", credentials: "omit" })
       .then(function (response) {
         return response.ok ? response.json() : null;
       })

@@ -8,7 +8,11 @@ from django.contrib.postgres.forms import SimpleArrayField
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from chat.widget.models import Ticket, WidgetConversation, WidgetKey
 from chat.widget.services import widget_key_rotate, widget_snippet
@@ -31,9 +35,24 @@ class WidgetKeyForm(forms.ModelForm):
     allowed_origins = LinesField(
         forms.CharField(max_length=200),
         required=False,
+        label=WidgetKey._meta.get_field("allowed_origins").verbose_name,
         help_text=WidgetKey._meta.get_field("allowed_origins").help_text,
     )
-    suggested_questions = LinesField(forms.CharField(max_length=300), required=False, help_text="One a line.")
+    suggested_questions = LinesField(
+        forms.CharField(max_length=300), required=False, label=_("suggested questions"), help_text=_("One a line.")
+    )
+    suggested_questions_fr = LinesField(
+        forms.CharField(max_length=300),
+        required=False,
+        label=_("suggested questions (French)"),
+        help_text=_("One a line; empty: the English ones."),
+    )
+    suggested_questions_zh = LinesField(
+        forms.CharField(max_length=300),
+        required=False,
+        label=_("suggested questions (Chinese)"),
+        help_text=_("One a line; empty: the English ones."),
+    )
 
     class Meta:
         model = WidgetKey
@@ -44,10 +63,18 @@ class WidgetKeyForm(forms.ModelForm):
             "title",
             "greeting",
             "suggested_questions",
+            "title_fr",
+            "greeting_fr",
+            "suggested_questions_fr",
+            "title_zh",
+            "greeting_zh",
+            "suggested_questions_zh",
             "colour",
             "position",
             "show_sources",
             "handoff_text",
+            "handoff_text_fr",
+            "handoff_text_zh",
             "support_email",
             "visitor_messages_per_minute",
             "ip_messages_per_minute",
@@ -59,7 +86,7 @@ def _conversation_link(conversation_id: int | None) -> str:
     if conversation_id is None:
         return "—"
     url = reverse("admin:chat_conversation_change", args=[conversation_id])
-    return format_html('<a href="{}">Conversation {}</a>', url, conversation_id)
+    return format_html('<a href="{}">{}</a>', url, _("Conversation %(id)s") % {"id": conversation_id})
 
 
 @admin.register(WidgetKey)
@@ -71,27 +98,52 @@ class WidgetKeyAdmin(admin.ModelAdmin):
     actions = ["rotate"]
     fieldsets = [
         (None, {"fields": ["knowledge_base", "enabled", "allowed_origins", "key", "snippet"]}),
-        ("Appearance", {"fields": ["title", "greeting", "suggested_questions", "colour", "position", "show_sources"]}),
-        ("Talk to a person", {"fields": ["handoff_text", "support_email"]}),
-        ("Rate limits", {"fields": ["visitor_messages_per_minute", "ip_messages_per_minute", "messages_per_day"]}),
+        (
+            _("Appearance"),
+            {"fields": ["title", "greeting", "suggested_questions", "colour", "position", "show_sources"]},
+        ),
+        (
+            _("In French"),
+            {
+                "fields": ["title_fr", "greeting_fr", "suggested_questions_fr", "handoff_text_fr"],
+                "description": _("For visitors reading French; an empty field shows the English text."),
+            },
+        ),
+        (
+            _("In Chinese"),
+            {
+                "fields": ["title_zh", "greeting_zh", "suggested_questions_zh", "handoff_text_zh"],
+                "description": _("For visitors reading Chinese; an empty field shows the English text."),
+            },
+        ),
+        (_("Talk to a person"), {"fields": ["handoff_text", "support_email"]}),
+        (
+            _("Rate limits"),
+            {"fields": ["visitor_messages_per_minute", "ip_messages_per_minute", "messages_per_day"]},
+        ),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
-    @admin.display(description="allowed origins")
+    @admin.display(description=_("allowed origins"))
     def origins(self, obj: WidgetKey) -> str:
-        return ", ".join(obj.allowed_origins) or "none (no site may embed it)"
+        return ", ".join(obj.allowed_origins) or str(_("none (no site may embed it)"))
 
-    @admin.display(description="snippet to paste")
+    @admin.display(description=_("snippet to paste"))
     def snippet(self, obj: WidgetKey) -> str:
         if obj.pk is None:
-            return "Save the key to get its snippet."
+            return str(_("Save the key to get its snippet."))
         return format_html("<code>{}</code>", widget_snippet(key=obj))
 
-    @admin.action(description="Rotate the public key (pasted snippets stop working)")
+    @admin.action(description=_("Rotate the public key (pasted snippets stop working)"))
     def rotate(self, request: HttpRequest, queryset: QuerySet[WidgetKey]) -> None:
+        count = 0
         for key in queryset:
             widget_key_rotate(key=key)
-        self.message_user(request, f"Rotated {queryset.count()} key(s); paste the new snippets.", messages.WARNING)
+            count += 1
+        message = ngettext(
+            "Rotated %(count)d key; paste the new snippet.", "Rotated %(count)d keys; paste the new snippets.", count
+        ) % {"count": count}
+        self.message_user(request, message, messages.WARNING)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -109,18 +161,22 @@ class WidgetConversationAdmin(ReadOnlyAdmin):
     readonly_fields = ("conversation_link", "key", "visitor_id", "origin", "ip", "created_at", "transcript")
     fields = ("conversation_link", "key", "visitor_id", "origin", "ip", "created_at", "transcript")
 
-    @admin.display(description="visitor")
+    @admin.display(description=_("visitor"))
     def visitor(self, obj: WidgetConversation) -> str:
         return obj.visitor_id[:8]
 
-    @admin.display(description="conversation")
+    @admin.display(description=_("conversation"))
     def conversation_link(self, obj: WidgetConversation) -> str:
         return _conversation_link(obj.conversation_id)
 
-    @admin.display(description="transcript")
+    @admin.display(description=_("transcript"))
     def transcript(self, obj: WidgetConversation) -> str:
         rows = [
-            ("Visitor" if m.role == "user" else "Answer", m.created_at.strftime("%Y-%m-%d %H:%M"), m.text)
+            (
+                _("Visitor") if m.role == "user" else _("Answer"),
+                date_format(localtime(m.created_at), "SHORT_DATETIME_FORMAT"),
+                m.text,
+            )
             for m in obj.conversation.messages.all()
         ]
         return format_html(
@@ -151,6 +207,6 @@ class TicketAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description="conversation")
+    @admin.display(description=_("conversation"))
     def conversation_link(self, obj: Ticket) -> str:
         return _conversation_link(obj.conversation_id)

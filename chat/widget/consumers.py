@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from django.utils.translation import gettext as _
 
+from accounts.language import language_for_visitor
 from chat import limits
 from chat.consumers import ChatConsumer
 from chat.widget.ratelimit import rate_limit_hit
@@ -53,7 +55,10 @@ class WidgetConsumer(ChatConsumer):
         self.stop_event = threading.Event()
         self.holds_socket = False
         self.ip: str | None = limits.client_ip(self.scope)
-        token = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("s", [""])[0]
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        token = query.get("s", [""])[0]
+        # The frame's language (the snippet's data-lang, else the visitor's browser), never a cookie.
+        self.language = language_for_visitor(query.get("lang", [""])[0], _header(self.scope, b"accept-language"))
         try:
             self.access: VisitorAccess = await database_sync_to_async(socket_access)(
                 key_value=self.scope["url_route"]["kwargs"]["key"],
@@ -92,7 +97,7 @@ class WidgetConsumer(ChatConsumer):
         key = await database_sync_to_async(widget_key_enabled)(key=self.access.key.key)
         origin = self.access.session.origin
         if key is None or not key.allowed_origins or (origin and origin not in key.allowed_origins):
-            await self.error("unavailable", "This chat is not available any more.")
+            await self.error("unavailable", _("This chat is not available any more."))
             await self.close(code=REFUSED)
             return
         self.access = replace(self.access, key=key)
@@ -102,7 +107,8 @@ class WidgetConsumer(ChatConsumer):
                 {
                     "type": "error",
                     "code": "rate_limited",
-                    "message": f"Too many questions; please try again in {exceeded.retry_after_s} s.",
+                    "message": _("Too many questions; please try again in %(seconds)s s.")
+                    % {"seconds": exceeded.retry_after_s},
                     "limit": exceeded.limit.name,
                     "retry_after": exceeded.retry_after_s,
                 }
@@ -112,7 +118,7 @@ class WidgetConsumer(ChatConsumer):
             access=self.access, conversation_id=conversation, question=question, ip=self.ip
         )
         if conversation_id is None:
-            await self.error("unknown_conversation", "That conversation does not exist.")
+            await self.error("unknown_conversation", _("That conversation does not exist."))
             return
         self.stop_event = threading.Event()
         self.current = asyncio.create_task(

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from chat.models import Conversation
 from chat.widget import tokens
@@ -243,16 +244,11 @@ def ticket_create(*, access: VisitorAccess, email: str, message: str, conversati
 
 
 def _ticket_mail(*, ticket: Ticket, key: WidgetKey, conversation: Conversation | None) -> None:
-    public = settings.DOCENT_PUBLIC_URL.rstrip("/")
-    lines = [f"From: {ticket.email}", f"Page: {ticket.origin or 'unknown'}", "", ticket.message, ""]
-    lines.append(f"Ticket: {public}{reverse('admin:widget_ticket_change', args=[ticket.pk])}")
-    if conversation is not None:
-        lines += [f"Conversation: {public}{reverse('admin:chat_conversation_change', args=[conversation.pk])}", ""]
-        for m in conversation.messages.all():
-            lines.append(f"{'Visitor' if m.role == 'user' else 'Docent'}: {m.text}")
-    subject = f"[{key.title}] Question from {ticket.email}".replace("\n", " ").replace("\r", " ")
+    # For the support team, in the site's language (LANGUAGE_CODE), whatever the visitor's.
+    with translation.override(settings.LANGUAGE_CODE):
+        subject, body = _ticket_mail_text(ticket=ticket, key=key, conversation=conversation)
     # EmailMessage rather than send_mail for Reply-To: answering the mail answers the visitor.
-    mail = EmailMessage(subject=subject, body="\n".join(lines), to=[key.support_email], reply_to=[ticket.email])
+    mail = EmailMessage(subject=subject, body=body, to=[key.support_email], reply_to=[ticket.email])
     try:
         mail.send()
     except OSError:  # smtplib's errors are OSErrors; the ticket is in the admin either way
@@ -261,3 +257,24 @@ def _ticket_mail(*, ticket: Ticket, key: WidgetKey, conversation: Conversation |
     ticket.mailed_to = key.support_email
     ticket.mailed_at = timezone.now()
     ticket.save(update_fields=["mailed_to", "mailed_at"])
+
+
+def _ticket_mail_text(*, ticket: Ticket, key: WidgetKey, conversation: Conversation | None) -> tuple[str, str]:
+    public = settings.DOCENT_PUBLIC_URL.rstrip("/")
+    lines = [
+        _("From: %(email)s") % {"email": ticket.email},
+        _("Page: %(origin)s") % {"origin": ticket.origin or _("unknown")},
+        "",
+        ticket.message,
+        "",
+    ]
+    ticket_url = public + reverse("admin:widget_ticket_change", args=[ticket.pk])
+    lines.append(_("Ticket: %(url)s") % {"url": ticket_url})
+    if conversation is not None:
+        conversation_url = public + reverse("admin:chat_conversation_change", args=[conversation.pk])
+        lines += [_("Conversation: %(url)s") % {"url": conversation_url}, ""]
+        for m in conversation.messages.all():
+            speaker = _("Visitor") if m.role == "user" else "Docent"
+            lines.append(f"{speaker}: {m.text}")
+    subject = _("[%(title)s] Question from %(email)s") % {"title": key.title, "email": ticket.email}
+    return subject.replace("\n", " ").replace("\r", " "), "\n".join(lines)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.language import language_for_visitor
 from chat.widget.forms import TicketForm
 from chat.widget.models import WidgetKey
 from chat.widget.origins import origin_of
@@ -39,6 +43,11 @@ def _key_or_404(key: str) -> WidgetKey:
     return widget_key
 
 
+def _visitor_language(request: HttpRequest) -> str:
+    """The snippet's data-lang (passed on as ?lang=), else the browser's Accept-Language; never a cookie."""
+    return language_for_visitor(request.GET.get("lang"), request.headers.get("Accept-Language"))
+
+
 def _no_store(response: HttpResponse) -> HttpResponse:
     # These responses carry visitor tokens: no shared cache may keep them.
     response["Cache-Control"] = "no-store"
@@ -62,12 +71,14 @@ def frame(request: HttpRequest, key: str) -> HttpResponse:
     widget_key = _key_or_404(key)
     destination = request.headers.get("Sec-Fetch-Dest")
     referer_origin = origin_of(request.headers.get("Referer"))
+    language = _visitor_language(request)
     try:
         if destination and destination not in ("iframe", "frame"):
             raise WidgetRefused(f"requested as {destination}, not in a frame")
         frame_access(key=widget_key, referer_origin=referer_origin)
     except WidgetRefused:
-        response = render(request, "widget/unavailable.html", status=403)
+        with translation.override(language):
+            response = render(request, "widget/unavailable.html", status=403)
         response["Content-Security-Policy"] = "frame-ancestors 'none'"
         return response
     visitor = visitor_session_start(key=widget_key, origin=referer_origin)
@@ -82,8 +93,17 @@ def frame(request: HttpRequest, key: str) -> HttpResponse:
         "colour": widget_key.colour,
         "showSources": widget_key.show_sources,
         "embedOrigin": referer_origin or "",
+        "language": language,
     }
-    response = render(request, "widget/frame.html", {"key": widget_key, "widget_config": config})
+    context = {
+        "key": widget_key,
+        "texts": widget_key.texts_for(language),
+        "language": language,
+        "widget_config": config,
+    }
+    with translation.override(language):
+        response = render(request, "widget/frame.html", context)
+    response["Content-Language"] = language
     response["Content-Security-Policy"] = _frame_csp(request, widget_key)
     return _no_store(response)
 
@@ -96,16 +116,19 @@ def config(request: HttpRequest, key: str) -> HttpResponse:
     origin = origin_of(request.headers.get("Origin"))
     if widget_key is None or origin is None or origin not in widget_key.allowed_origins:
         return JsonResponse({"error": "not_allowed"}, status=403)
+    language = _visitor_language(request)
     response = JsonResponse(
         {
-            "title": widget_key.title,
+            "title": widget_key.texts_for(language)["title"],
             "colour": widget_key.colour,
             "position": widget_key.position,
-            "frame": reverse("widget:frame", args=[widget_key.key]),
+            "language": language,
+            # the frame in the same language, even where its own request would say otherwise
+            "frame": reverse("widget:frame", args=[widget_key.key]) + "?" + urlencode({"lang": language}),
         }
     )
     response["Access-Control-Allow-Origin"] = origin
-    response["Vary"] = "Origin"
+    response["Vary"] = "Origin, Accept-Language"
     return _no_store(response)
 
 
@@ -175,7 +198,9 @@ def ticket(request: HttpRequest, key: str) -> HttpResponse:
     try:
         access = visitor_access(key_value=key, token=body.get("session"))
     except WidgetRefused:
-        return JsonResponse({"error": "forbidden", "message": "This chat session has expired; reload."}, status=403)
+        with translation.override(_visitor_language(request)):
+            message = gettext("This chat session has expired; reload the page.")
+        return JsonResponse({"error": "forbidden", "message": message}, status=403)
     form = TicketForm(body)
     if not form.is_valid():
         return JsonResponse({"error": "invalid", "fields": form.errors.get_json_data()}, status=400)
@@ -199,7 +224,10 @@ def passage(request: HttpRequest, key: str, chunk_id: int) -> HttpResponse:
     chunk = shown_chunk(key=access.key, visitor_id=access.session.visitor_id, chunk_id=chunk_id)
     if chunk is None:
         raise Http404("No such passage")
-    response = render(request, "widget/passage.html", {"key": access.key, "chunk": chunk})
+    language = _visitor_language(request)
+    context = {"key": access.key, "chunk": chunk, "texts": access.key.texts_for(language), "language": language}
+    with translation.override(language):
+        response = render(request, "widget/passage.html", context)
     response["Referrer-Policy"] = "no-referrer"  # the URL carries the visitor's session
     response["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
     return _no_store(response)

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_htmx",
     "channels",
+    "accounts",
     "kb",
     "chat",
     "chat.widget",
@@ -73,6 +74,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's LocaleMiddleware (cookie, then Accept-Language), with the signed-in user's saved language first;
+    # after authentication so that it knows the user (no i18n_patterns, so it need not precede CommonMiddleware).
+    "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -92,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
         },
     },
@@ -130,7 +135,11 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# The interface in English, French and Simplified Chinese (README, "Languages"). The catalogues are in locale/
+# and their compiled .mo files are committed, so a fresh clone needs no gettext to run.
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from kb import reasons
 from kb.models import Document
 
 logger = logging.getLogger(__name__)
@@ -86,10 +87,7 @@ def claim(document_id: int) -> tuple[str, Document | None]:
         if _holder_alive(document):
             return Claim.BUSY, document
         if document.status == Document.Status.PROCESSING and document.attempts >= settings.DOCENT_INGEST_MAX_ATTEMPTS:
-            message = (
-                f"Ingestion stopped {document.attempts} times without finishing (its worker was lost each time); "
-                "the file may be too large for this server."
-            )
+            message = reasons.INGEST_ATTEMPTS % {"attempts": document.attempts}
             Document.objects.filter(pk=document_id).update(
                 status=Document.Status.FAILED, stage="", error=message, worker="", heartbeat_at=None
             )

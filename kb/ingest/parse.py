@@ -29,6 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from kb import reasons
 from kb.ingest import ocr, safety, sheets
 from kb.ingest.chunk import Block
 
@@ -73,18 +74,15 @@ def sniff(path: Path, original_name: str = "") -> FileKind:
     with path.open("rb") as handle:
         head = handle.read(8192)
     if not head:
-        raise ParseError("The file is empty.")
+        raise ParseError(reasons.EMPTY_FILE)
     if head.startswith(b"%PDF-") or b"%PDF-" in head[:1024]:
         return FileKind("pdf", "application/pdf")
     if head.startswith(b"PK\x03\x04"):
         return _sniff_zip(path)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise ParseError(
-            "Legacy Office files (.doc, .xls, .ppt) and password-protected Office documents are not supported; "
-            "save the file as an unprotected DOCX, XLSX or PPTX."
-        )
+        raise ParseError(reasons.LEGACY_OFFICE)
     if head.startswith((b"\x7fELF", b"MZ", b"\x1f\x8b", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
-        raise ParseError("This file type is not supported (binary data that is not PDF, HTML, text or Office XML).")
+        raise ParseError(reasons.BINARY_FILE)
     text = _decode(head, partial=True)
     lowered = text.lstrip("\ufeff \t\r\n").lower()
     if lowered.startswith(("<!doctype html", "<html")) or "<body" in lowered[:4096] or "<p>" in lowered[:4096]:
@@ -113,7 +111,7 @@ def _decode(data: bytes, *, partial: bool = False) -> str:
             continue
         if "\x00" not in text:
             return text
-    raise ParseError("The file is neither a supported document format nor readable text.")
+    raise ParseError(reasons.NOT_A_DOCUMENT)
 
 
 def _sniff_zip(path: Path) -> FileKind:
@@ -121,14 +119,11 @@ def _sniff_zip(path: Path) -> FileKind:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             if len(members) > MAX_ZIP_MEMBERS:
-                raise ParseError("The archive holds too many files to be a document (possible zip bomb).")
+                raise ParseError(reasons.ZIP_TOO_MANY_FILES)
             total = sum(m.file_size for m in members)
             compressed = sum(m.compress_size for m in members) or 1
             if total > MAX_ZIP_UNCOMPRESSED or total / compressed > MAX_ZIP_RATIO:
-                raise ParseError(
-                    f"The file expands to {total // (1024 * 1024)} MB ({total // compressed}× its size): "
-                    "refused as a possible zip bomb."
-                )
+                raise ParseError(reasons.ZIP_BOMB % {"mb": total // (1024 * 1024), "ratio": total // compressed})
             names = {m.filename for m in members}
             if any(marker in names for marker in _ZIP_TYPES):
                 safety.check_office_xml(archive)
@@ -136,11 +131,11 @@ def _sniff_zip(path: Path) -> FileKind:
         raise ParseError(str(exc)) from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
         logger.info("corrupt Office archive %s: %r", path, exc)
-        raise ParseError("The file looks like an Office document, but its ZIP archive is corrupt.") from exc
+        raise ParseError(reasons.ZIP_CORRUPT) from exc
     for marker, (name, content_type) in _ZIP_TYPES.items():
         if marker in names:
             return FileKind(name, content_type)
-    raise ParseError("This ZIP archive is not a supported document (expected DOCX, PPTX or XLSX).")
+    raise ParseError(reasons.ZIP_NOT_OFFICE)
 
 
 def _check_pdf(path: Path) -> int:
@@ -152,9 +147,9 @@ def _check_pdf(path: Path) -> int:
     except pdfium.PdfiumError as exc:
         message = str(exc)
         if "password" in message.lower():
-            raise ParseError("The PDF is encrypted with a password; upload an unprotected copy.") from exc
+            raise ParseError(reasons.PDF_ENCRYPTED) from exc
         logger.info("corrupt PDF %s: %s", path, message)
-        raise ParseError("The PDF is corrupt or truncated and cannot be read.") from exc
+        raise ParseError(reasons.PDF_CORRUPT) from exc
     try:
         return len(pdf)
     finally:
@@ -175,7 +170,7 @@ def parse_file(path: Path, original_name: str = "") -> Parsed:
         if kind.name == "pptx":
             pages = _slide_count(path) or None
     if not any(block.kind != "title" for block in blocks):
-        raise ParseError("The document contains no text.")
+        raise ParseError(reasons.NO_TEXT)
     return Parsed(blocks=blocks, kind=kind, pages=pages)
 
 
@@ -193,17 +188,15 @@ def _parse_pdf(path: Path, kind: FileKind) -> Parsed:
     if scanned and ocr.available():
         found = ocr.ocr_pages(path, scanned)
         if not blocks and not found:
-            raise ParseError("OCR found no readable text in this scanned PDF.")
+            raise ParseError(reasons.OCR_NO_TEXT)
         # sorted() is stable: the text layer's order within a page is kept.
         blocks = sorted(blocks + found, key=lambda block: block.page or 0)
     elif scanned and not blocks:
-        raise ParseError(
-            "This PDF is scanned images without a text layer and needs OCR, which is not available on this server."
-        )
+        raise ParseError(reasons.OCR_UNAVAILABLE)
     elif scanned:
         logger.warning("%s: pages %s are scanned images and OCR is not available; they are skipped", path, scanned)
     if not blocks:
-        raise ParseError("No text could be extracted from this PDF: its pages hold neither text nor scanned images.")
+        raise ParseError(reasons.PDF_EMPTY)
     return Parsed(blocks=blocks, kind=kind, pages=pages)
 
 
@@ -248,7 +241,7 @@ def _xlsx(path: Path) -> tuple[list[Block], int]:
         return sheets.xlsx_blocks(path)
     except Exception as exc:  # openpyxl raises many types for damaged workbooks
         logger.warning("xlsx failed for %s: %r", path, exc)
-        raise ParseError("The XLSX workbook could not be read; it may be damaged or saved in an unusual way.") from exc
+        raise ParseError(reasons.XLSX_UNREADABLE) from exc
 
 
 def _csv(path: Path, original_name: str) -> list[Block]:
@@ -263,7 +256,7 @@ def _csv(path: Path, original_name: str) -> list[Block]:
         return sheets.csv_blocks(text, delimiter)
     except csv.Error as exc:
         logger.info("malformed CSV %s: %r", path, exc)
-        raise ParseError("The CSV file is malformed: a field is too long or a quote is never closed.") from exc
+        raise ParseError(reasons.CSV_MALFORMED) from exc
 
 
 _SLIDE = re.compile(r"ppt/slides/slide\d+\.xml")
@@ -303,11 +296,9 @@ def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
             from unstructured.partition.pptx import partition_pptx
 
             return partition_pptx(filename=str(path))
-        raise ParseError("This file type is not supported.")
+        raise ParseError(reasons.UNSUPPORTED)
     except ParseError:
         raise
     except Exception as exc:  # unstructured raises many types for bad input
         logger.warning("partition failed for %s: %r", path, exc)
-        raise ParseError(
-            f"The {kind.name.upper()} file could not be read; it may be damaged or saved in an unusual way."
-        ) from exc
+        raise ParseError(reasons.UNREADABLE % {"kind": kind.name.upper()}) from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from kb import reasons
 from kb.ingest import lease, progress, sandbox
 from kb.ingest.chunk import chunk_blocks, document_text
 from kb.ingest.embed import embed_chunks
@@ -132,7 +133,7 @@ def run_pipeline(
         else:  # by characters (DOCENT_CHUNK_CHARS), even past what the embedder reads: kept for comparisons
             drafts = chunk_blocks(parsed.blocks, max_chars=settings.DOCENT_CHUNK_CHARS)
         if not drafts:
-            raise ParseError("The document contains no text.")
+            raise ParseError(reasons.NO_TEXT)
         # One language per document (the majority of its chunks): code listings and names inside a French
         # manual must not be indexed as English and drop out of French searches.
         detected = [detect_language(d.text, default="") for d in drafts]
@@ -174,7 +175,7 @@ def run_pipeline(
     except ParseError as exc:
         _fail(document, str(exc))
     except FileNotFoundError:
-        _fail(document, "The uploaded file is missing from storage; upload it again.")
+        _fail(document, reasons.FILE_MISSING)
     except LeaseLost:
         logger.warning("document %s was taken over by another worker; this copy stops", document.pk)
         return IngestResult(document.pk, "superseded", 0, "taken over by another worker")

@@ -19,6 +19,8 @@ import re
 import unicodedata
 import zipfile
 
+from kb import reasons
+
 MAX_NAME_BYTES = 200  # a file system allows 255 bytes a path component; storage adds nothing to it
 MAX_EXTENSION_CHARS = 16
 MAX_PROLOG_BYTES = 64 * 1024  # XML declaration and comments before the root element; Office writes ~60 bytes
@@ -147,5 +149,15 @@ def _scan_prolog(text: str, *, final: bool) -> str | None:
             return None
 
 
+_REFUSALS = {
+    "is in an EBCDIC encoding": reasons.UNSAFE_EBCDIC,
+    "is not well-formed XML": reasons.UNSAFE_NOT_XML,
+    "declares a DOCTYPE or entities, which Office files never do": reasons.UNSAFE_DOCTYPE,
+    "has an unusually long preamble": reasons.UNSAFE_PREAMBLE,
+    "ends before its content begins": reasons.UNSAFE_TRUNCATED,
+}
+
+
 def _refusal(filename: str, reason: str) -> str:
-    return f"The document was refused as unsafe because its part {filename[:100]} {reason}."
+    # one whole sentence per reason (kb.reasons), so that each translates as a sentence
+    return _REFUSALS[reason] % {"part": filename[:100]}

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from kb import reasons
 from kb.ingest.parse import Parsed, ParseError
 
 logger = logging.getLogger(__name__)
@@ -110,16 +111,10 @@ class ParserProcess:
             self.peak_rss = max(self.peak_rss, rss)
             if rss > memory_bytes:
                 self.kill()
-                raise ParseError(
-                    f"Parsing this file needed more than {memory_bytes // (1024 * 1024)} MB of memory and was "
-                    "stopped; split the document or ask an administrator to raise DOCENT_PARSE_MEMORY_MB."
-                )
+                raise ParseError(reasons.PARSE_MEMORY % {"mb": memory_bytes // (1024 * 1024)})
             if time.monotonic() > deadline:
                 self.kill()
-                raise ParseError(
-                    f"Parsing this file took longer than {timeout_s:g} s and was stopped; split the document "
-                    "or ask an administrator to raise DOCENT_PARSE_TIMEOUT_S."
-                )
+                raise ParseError(reasons.PARSE_TIMEOUT % {"seconds": f"{timeout_s:g}"})
             if process.poll() is not None:
                 break
         try:
@@ -133,8 +128,7 @@ class ParserProcess:
         except (EOFError, OSError) as exc:
             code = process.poll()
             self.kill()
-            message = f"The parser stopped on this file (exit status {code}); the file may be malformed."
-            raise ParseError(message) from exc
+            raise ParseError(reasons.PARSER_STOPPED % {"code": code}) from exc
         self.pending = None
         outcome, value = pickle.loads(body)
         if outcome == "error":
@@ -202,12 +196,12 @@ def _serve() -> None:
         except ParseError as exc:
             answer = ("error", str(exc))
         except FileNotFoundError:
-            answer = ("error", "The uploaded file is missing from storage; upload it again.")
+            answer = ("error", reasons.FILE_MISSING)
         except MemoryError:
-            answer = ("error", "Parsing this file ran out of memory.")
+            answer = ("error", reasons.PARSER_OUT_OF_MEMORY)
         except Exception as exc:  # a parser bug must fail the document, not the child
             logger.exception("parser failed on %s", request["path"])
-            answer = ("error", f"The file could not be parsed ({type(exc).__name__}: {exc}).")
+            answer = ("error", reasons.PARSER_FAILED % {"error": f"{type(exc).__name__}: {exc}"})
         body = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
         out.write(_HEADER.pack(len(body)) + body)
         out.flush()

@@ -1,9 +1,11 @@
 // The chat page's socket: sends `ask`/`stop` frames and renders the streamed events.
-// All model and document text is inserted with textContent, never as HTML.
+// All model and document text is inserted with textContent, never as HTML. Its own words come from the
+// page language's JavaScript catalogue (/jsi18n/LANG/: gettext, ngettext, interpolate).
 (function () {
   "use strict";
   const root = document.getElementById("chat");
   if (!root) return;
+  const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined, { maximumFractionDigits: 1 });
   const messagesEl = document.getElementById("messages");
   const form = document.getElementById("ask");
   const input = document.getElementById("question");
@@ -58,25 +60,27 @@
     const bar = el("div", "actions small");
     const status = el("span", "muted");
     const rate = (rating) => {
-      const comment = rating < 0 ? window.prompt("What was wrong with this answer? (optional)") || "" : "";
+      const comment = rating < 0 ? window.prompt(gettext("What was wrong with this answer? (optional)")) || "" : "";
       const body = new URLSearchParams({ rating: String(rating), comment: comment });
       fetch("/messages/" + messageId + "/feedback/", {
         method: "POST", body: body, headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",
-      }).then((r) => { status.textContent = r.ok ? " thanks for the feedback" : " feedback not saved"; });
+      }).then((r) => {
+        status.textContent = r.ok ? gettext("Thanks for the feedback.") : gettext("The feedback was not saved.");
+      });
       up.classList.toggle("chosen", rating > 0);
       down.classList.toggle("chosen", rating < 0);
     };
     const up = el("button", "link" + (feedback > 0 ? " chosen" : ""), "👍");
     up.type = "button";
-    up.title = "Helpful";
+    up.title = gettext("Helpful");
     up.addEventListener("click", () => rate(1));
     const down = el("button", "link" + (feedback < 0 ? " chosen" : ""), "👎");
     down.type = "button";
-    down.title = "Not helpful";
+    down.title = gettext("Not helpful");
     down.addEventListener("click", () => rate(-1));
     bar.append(up, down);
     if (question) {
-      const again = el("button", "link", "Regenerate");
+      const again = el("button", "link", gettext("Regenerate"));
       again.type = "button";
       again.addEventListener("click", () => ask(question));
       bar.append(again);
@@ -93,11 +97,15 @@
     answer.text.classList.add("rendered");
     renderSources(answer.sources, answer.items, citations);
     const parts = [];
-    if (flags.stopped) parts.push("stopped");
-    if (flags.answered === false) parts.push("not found in the knowledge base");
+    if (flags.stopped) parts.push(gettext("stopped"));
+    if (flags.answered === false) parts.push(gettext("not found in the knowledge base"));
     if (timings && timings.ttft_ms !== undefined) {
-      parts.push("first token " + Math.round(timings.ttft_ms) + " ms");
-      if (timings.tokens_per_s) parts.push(timings.tokens_per_s + " tokens/s");
+      const ms = numbers.format(Math.round(timings.ttft_ms));
+      parts.push(interpolate(gettext("first token %(ms)s ms"), { ms: ms }, true));
+      if (timings.tokens_per_s) {
+        const rate = numbers.format(timings.tokens_per_s);
+        parts.push(interpolate(gettext("%(rate)s tokens/s"), { rate: rate }, true));
+      }
     }
     answer.meta.textContent = parts.join(" · ");
     answer.item.dataset.done = "true";
@@ -115,7 +123,9 @@
   function handle(event) {
     switch (event.type) {
       case "queued":
-        statusEl.textContent = "Waiting for the model: position " + event.position;
+        statusEl.textContent = interpolate(
+          gettext("Waiting for the model: position %(position)s in the queue"), { position: event.position }, true,
+        );
         break;
       case "sources":
         statusEl.textContent = "";
@@ -148,7 +158,7 @@
       case "error":
         statusEl.textContent = "";
         if (current) {
-          current.meta.textContent = "Error: " + event.message;
+          current.meta.textContent = interpolate(gettext("Error: %(message)s"), { message: event.message }, true);
           current.item.dataset.done = "true";
           current = null;
         } else {
@@ -174,9 +184,9 @@
       }
     };
     socket.onclose = () => {
-      statusEl.textContent = "Disconnected; reconnecting…";
+      statusEl.textContent = gettext("Disconnected; reconnecting…");
       if (current) {
-        current.meta.textContent = "Connection lost.";
+        current.meta.textContent = gettext("Connection lost.");
         current = null;
         setBusy(false);
       }

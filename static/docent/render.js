@@ -29,6 +29,15 @@
   // Source URLs come from the server and are usually paths inside the app ("/kb/3/passage/7/").
   const SAFE_PATH = /^\/(?![\/\\])/;
   const PUNCTUATION = /[!-\/:-@\[-`{-~]/;
+  // "Manual, p. 3": a source's title with its page, from the page's JavaScript catalogue when there is one
+  // (the chat page, the widget); English under Node.
+  const PAGE_LABEL = typeof gettext === "function" ? gettext("%(title)s, p. %(page)s") : "%(title)s, p. %(page)s";
+
+  function sourceLabel(source) {
+    if (!source.page) return source.title;
+    const values = { title: source.title, page: source.page };
+    return PAGE_LABEL.replace(/%\((title|page)\)s/g, (_, name) => String(values[name]));
+  }
 
   // ---- Markdown subset -> tree of {type, ...} objects ----------------------------------------------
 
@@ -233,7 +242,7 @@
     if (SAFE_URL.test(url) || SAFE_PATH.test(url)) {
       Object.assign(attributes, { href: url, target: "_blank", rel: "noopener noreferrer" });
     }
-    if (source.title) attributes.title = source.title + (source.page ? ", p. " + source.page : "");
+    if (source.title) attributes.title = sourceLabel(source);
     return element(doc, "a", attributes, [doc.createTextNode("[" + n + "]")]);
   }
 
@@ -258,7 +267,7 @@
       if (SAFE_URL.test(url) || SAFE_PATH.test(url)) {
         Object.assign(attributes, { href: url, target: "_blank", rel: "noopener noreferrer" });
       }
-      const label = source.title + (source.page ? ", p. " + source.page : "");
+      const label = sourceLabel(source);
       li.appendChild(element(doc, "a", attributes, [doc.createTextNode(label)]));
       if (source.heading) li.appendChild(text("span", options.headingClass || "heading", " · " + source.heading));
       if (options.snippets) li.appendChild(text("div", "snippet", source.snippet || ""));

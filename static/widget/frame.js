@@ -1,6 +1,7 @@
 // The support widget's chat, inside Docent's iframe: the visitor's session, the /ws/widget/KEY/ socket,
 // answers with their sources, the conversation kept across page loads (this iframe's localStorage), and
 // "Talk to a person". Model text goes through DocentRender (never HTML); everything else is textContent.
+// Its own words come from the frame language's JavaScript catalogue (/jsi18n/LANG/: gettext, ngettext, interpolate).
 (function () {
   "use strict";
   const config = JSON.parse(document.getElementById("docent-widget-config").textContent);
@@ -118,7 +119,7 @@
 
   function markUnavailable() {
     unavailable = true;
-    setStatus("This chat is not available right now.");
+    setStatus(gettext("This chat is not available right now."));
     input.disabled = true;
     setBusy(false);
   }
@@ -153,7 +154,7 @@
       // The knowledge base had nothing: offer a person straight away.
       const offer = el("div", "handoff-offer");
       offer.appendChild(el("p", null, handoffText));
-      const button = el("button", "link", "Talk to a person");
+      const button = el("button", "link", gettext("Talk to a person"));
       button.type = "button";
       button.addEventListener("click", openHandoff);
       offer.appendChild(button);
@@ -172,7 +173,17 @@
   function handle(event) {
     switch (event.type) {
       case "queued":
-        setStatus("Waiting for a free moment… (" + event.position + " ahead)");
+        setStatus(
+          interpolate(
+            ngettext(
+              "Waiting for a free moment… (%(count)s question ahead)",
+              "Waiting for a free moment… (%(count)s questions ahead)",
+              event.position,
+            ),
+            { count: event.position },
+            true,
+          ),
+        );
         break;
       case "sources":
         setStatus("");
@@ -237,7 +248,8 @@
   function connect() {
     if (unavailable) return;
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(scheme + window.location.host + config.wsPath + "?s=" + encodeURIComponent(session));
+    const query = "?s=" + encodeURIComponent(session) + "&lang=" + encodeURIComponent(config.language || "");
+    const ws = new WebSocket(scheme + window.location.host + config.wsPath + query);
     socket = ws;
     ws.onopen = () => {
       retryMs = 1000;
@@ -254,7 +266,7 @@
     ws.onclose = () => {
       socket = null;
       if (current) {
-        failAnswer(current, "connection_lost", "The connection was lost; please ask again.");
+        failAnswer(current, "connection_lost", gettext("The connection was lost; please ask again."));
         current = null;
         pending = [];
         setBusy(false);
@@ -321,22 +333,24 @@
       message: handoff.elements.message.value.trim(),
       conversation: conversation,
     };
-    handoffStatus.textContent = "Sending…";
+    handoffStatus.textContent = gettext("Sending…");
     try {
       let response = await postTicket(body);
       if (response.status === 403 && (await renewSession())) response = await postTicket(body);
       if (response.status === 201) {
-        handoffStatus.textContent = "Thank you! We will reply to " + body.email + ".";
+        handoffStatus.textContent = interpolate(
+          gettext("Thank you! We will reply to %(email)s."), { email: body.email }, true,
+        );
         handoff.elements.message.value = "";
       } else if (response.status === 429) {
-        handoffStatus.textContent = "You have sent several messages already; please try again later.";
+        handoffStatus.textContent = gettext("You have sent several messages already; please try again later.");
       } else if (response.status === 400) {
-        handoffStatus.textContent = "Please check your email address and message.";
+        handoffStatus.textContent = gettext("Please check your email address and message.");
       } else {
-        handoffStatus.textContent = "Sorry, the message could not be sent.";
+        handoffStatus.textContent = gettext("Sorry, the message could not be sent.");
       }
     } catch (error) {
-      handoffStatus.textContent = "Sorry, the message could not be sent.";
+      handoffStatus.textContent = gettext("Sorry, the message could not be sent.");
     }
   });
 

@@ -293,7 +293,7 @@ def test_loader_configuration_is_readable_only_from_allowed_origins(client, bare
     url = f"/widget/{bare_key.key}/config/"
     allowed = client.get(url, headers={"origin": SHOP})
     assert allowed.status_code == 200 and allowed.headers["Access-Control-Allow-Origin"] == SHOP
-    assert allowed.json()["frame"] == f"/widget/{bare_key.key}/"
+    assert allowed.json()["frame"] == f"/widget/{bare_key.key}/?lang=en"
     foreign = client.get(url, headers={"origin": EVIL})
     assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign.headers
     assert "Access-Control-Allow-Origin" not in client.get(url).headers
