@@ -30,7 +30,7 @@ class MessageInline(admin.TabularInline):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "user", "knowledge_base", "updated_at"]
     # only the bases of the rows the user may see (a plain filter would list every base)
-    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]  # type: ignore[assignment]
     inlines = [MessageInline]
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]

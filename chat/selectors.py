@@ -42,7 +42,7 @@ def message_get_for(*, user: Any, message_id: int) -> Message:
 def _visible_document_ids(*, user: Any, conversation: Conversation, messages: list[Message]) -> set[int]:
     """Of the documents the messages' sources name, those `user` may see now (None: an anonymous visitor,
     who sees the base's unrestricted documents)."""
-    named = {s.get("document_id") for m in messages for s in m.sources if isinstance(s, dict)}
+    named = {s["document_id"] for m in messages for s in m.sources if isinstance(s, dict) and s.get("document_id")}
     if not named:
         return set()
     if user is None or not is_signed_in(user):

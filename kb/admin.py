@@ -30,7 +30,6 @@ class BulkUploadForm(forms.Form):
 class MembershipInline(admin.TabularInline):
     model = Membership
     fields = ["user", "group", "role"]
-    autocomplete_fields: list[str] = []
     extra = 1
 
     def has_change_permission(self, request: HttpRequest, obj: KnowledgeBase | None = None) -> bool:
@@ -62,7 +61,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: KnowledgeBase, form, change: bool) -> None:  # type: ignore[no-untyped-def]
         if not change and obj.owner_id is None:
-            obj.owner = request.user  # whoever creates a base in the admin owns it
+            obj.owner = request.user  # type: ignore[assignment]  # whoever creates a base in the admin owns it
         super().save_model(request, obj, form, change)
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # type: ignore[no-untyped-def]
@@ -233,7 +232,7 @@ class AccessChangeAdmin(admin.ModelAdmin):
 
     list_display = ["created_at", "knowledge_base", "actor_name", "action", "target"]
     list_filter = ["action", ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
-    readonly_fields = ["created_at", "knowledge_base", "actor_name", "action", "target", "detail"]
+    readonly_fields = ("created_at", "knowledge_base", "actor_name", "action", "target", "detail")
     fields = readonly_fields
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]

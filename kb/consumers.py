@@ -71,7 +71,7 @@ class DocumentProgressConsumer(AsyncWebsocketConsumer):
             recent = timezone.now() - timedelta(minutes=5)
             pending = [Document.Status.QUEUED, Document.Status.PROCESSING]
             documents = documents.filter(Q(status__in=pending) | Q(updated_at__gte=recent))
-        rows = []
+        rows: list[str] = []
         for document in documents:
             for name in STATE_FIELDS:
                 if state and name in state:

@@ -10,7 +10,7 @@ does not exist for them: the `*_get_for` selectors raise Http404 whether the obj
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -112,7 +112,7 @@ def document_visible_q(*, user: Any, prefix: str = "") -> Q:
     allowed = Document.restricted_to.through.objects.filter(
         document_id=OuterRef(f"{prefix}id" if prefix else "pk"), group__user=user
     )
-    return Q(**{f"{prefix}restricted": False}) | Exists(allowed)
+    return cast(Q, Q(**{f"{prefix}restricted": False}) | Exists(allowed))
 
 
 def document_list_for(

@@ -211,7 +211,11 @@ def membership_set(
 
 def membership_remove(*, membership: Membership, actor: Any) -> None:
     """Remove a member; it takes effect on their next request (every read checks membership in its query)."""
-    target = f"user {membership.user.get_username()}" if membership.user_id else f"group {membership.group.name}"
+    if membership.user is not None:
+        target = f"user {membership.user.get_username()}"
+    else:
+        assert membership.group is not None  # a membership names a user or a group (a check constraint)
+        target = f"group {membership.group.name}"
     with transaction.atomic():
         _audit(
             knowledge_base=membership.knowledge_base,
