@@ -67,13 +67,16 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # type: ignore[no-untyped-def]
         if formset.model is not Membership:
             return super().save_formset(request, form, formset, change)
-        # Through the services, so that every change of access is in the audit log.
+        # Through the services, so that every change of access is in the audit log. The admin's own history
+        # reads what changed from these lists.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.forms:
             if not hasattr(inline_form, "cleaned_data") or not inline_form.cleaned_data:
                 continue
             data = inline_form.cleaned_data
             membership = inline_form.instance
             if data.get("DELETE") and membership.pk:
+                formset.deleted_objects.append(membership)
                 membership_remove(membership=membership, actor=request.user)
             elif not data.get("DELETE") and (data.get("user") or data.get("group")):
                 if membership.pk and (membership.user_id, membership.group_id) != (
@@ -81,13 +84,18 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                     getattr(data.get("group"), "pk", None),
                 ):
                     membership_remove(membership=Membership.objects.get(pk=membership.pk), actor=request.user)
-                membership_set(
+                saved = membership_set(
                     knowledge_base=form.instance,
                     role=data["role"],
                     actor=request.user,
                     user=data.get("user"),
                     group=data.get("group"),
                 )
+                if inline_form.has_changed():
+                    if membership.pk:
+                        formset.changed_objects.append((saved, inline_form.changed_data))
+                    else:
+                        formset.new_objects.append(saved)
         return None
 
     @admin.display(description="Documents")
