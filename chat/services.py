@@ -242,6 +242,7 @@ def _save_answer(
                     user_id=conversation.user_id,
                 )
                 for s in sources
+                if isinstance(s.get("document_id"), int) and isinstance(s.get("chunk_id"), int)
             ]
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=message.created_at)
