@@ -185,9 +185,12 @@ def _conversation_start(
 
 
 def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None, user: Any) -> retrieval.SearchResult:
-    return retrieval.search(
-        knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode, user=user
-    )
+    try:
+        return retrieval.search(
+            knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode, user=user
+        )
+    except Http404:  # access withdrawn since the question was stored
+        raise AnswerError("unknown_kb", "There is no such knowledge base you can use.") from None
 
 
 def quote_span(text: str, quote: str) -> dict[str, int | None]:

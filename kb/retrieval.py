@@ -388,15 +388,15 @@ def search(
     """Search `knowledge_base` as `user` would: restricted documents they may not see are left out in SQL.
 
     `user` None (widget visitors, commands run without --user) reads the base's unrestricted documents only.
-    The caller has decided that `user` may read the base (kb.selectors.knowledge_base_get_for).
+    Http404 when `user` may not read the base (kb.selectors.search_scope_for).
     """
-    from kb.selectors import document_ids_hidden_from
+    from kb.selectors import search_scope_for
 
     mode = Mode(mode)
     limit = limit or settings.DOCENT_TOP_K
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    hidden = document_ids_hidden_from(user=user, knowledge_base_id=knowledge_base.pk)
+    hidden = search_scope_for(user=user, knowledge_base_id=knowledge_base.pk)
     timings["access_ms"] = (time.perf_counter() - started) * 1000
     language = detect_language(question)
     # A question is answered from passages in its own language when the base has any: a mixed-language

@@ -172,6 +172,19 @@ def document_ids_hidden_from(*, user: Any, knowledge_base_id: int) -> tuple[int,
         return tuple(row[0] for row in cursor.fetchall())
 
 
+def search_scope_for(*, user: Any, knowledge_base_id: int) -> tuple[int, ...]:
+    """What a search of the base must leave out for `user`: the restricted documents they may not see.
+
+    Http404 when a user (anything but None) may not read the base at all, so that a transport which forgot its
+    own check still finds nothing. `user` None is a widget visitor or a command: the caller chose the base, and
+    only its unrestricted documents are searched.
+    """
+    if user is not None and not is_superuser(user):
+        if not knowledge_base_list_readable(user=user).filter(pk=knowledge_base_id).exists():
+            raise Http404("No such knowledge base")
+    return document_ids_hidden_from(user=user, knowledge_base_id=knowledge_base_id)
+
+
 def chunk_list_for(*, user: Any) -> QuerySet[Chunk]:
     """Chunks of documents `user` may see, in bases they may read."""
     return Chunk.objects.filter(

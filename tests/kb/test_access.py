@@ -78,6 +78,37 @@ def test_a_restricted_document_is_searched_only_for_its_groups(setting, mode):
     assert setting["secret"].pk not in _document_ids(anonymous)
 
 
+def test_a_search_by_someone_who_may_not_read_the_base_finds_nothing(setting, django_user_model):
+    outsider = django_user_model.objects.create_user("outsider", password="outsider-password-1")
+    with pytest.raises(Http404):
+        retrieval.search(knowledge_base=setting["kb"], question="How long does the kettle take?", user=outsider)
+
+
+def test_a_document_restricted_after_an_answer_leaves_that_answers_sources(setting):
+    from chat.models import Conversation
+    from chat.selectors import conversation_history
+    from chat.services import _save_answer
+
+    kb, reader, public = setting["kb"], setting["reader"], setting["public"]
+    chunk = public.chunks.first()
+    source = {"n": 1, "document_id": public.pk, "chunk_id": chunk.pk, "title": "public", "url": "/x/"}
+    conversation = Conversation.objects.create(user=reader, knowledge_base=kb)
+    _save_answer(
+        conversation=conversation,
+        text="Three minutes [1].",
+        sources=[source],
+        citations=[],
+        timings={},
+        answered=True,
+        stopped=False,
+        source_texts={},
+    )
+    assert conversation_history(conversation=conversation, user=reader)[0]["sources"] == [source]
+    document_restrict(document=public, groups=[setting["hr"]], actor=setting["owner"])
+    assert conversation_history(conversation=conversation, user=reader)[0]["sources"] == []
+    assert conversation_history(conversation=conversation, user=setting["owner"])[0]["sources"] == [source]
+
+
 def test_term_statistics_leave_out_what_the_reader_may_not_see(setting):
     kb = setting["kb"]
     lexemes = retrieval.question_lexemes("zorblax quillfeather kettle", "en")
