@@ -1,6 +1,21 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from chat.models import Citation, Conversation, Message
+from kb.models import Role
+from kb.selectors import knowledge_base_list_for
+
+
+def managed_bases(request: HttpRequest):  # type: ignore[no-untyped-def]
+    return knowledge_base_list_for(user=request.user, role=Role.MANAGER)
+
+
+def of_managed_bases(queryset, request: HttpRequest, lookup: str):  # type: ignore[no-untyped-def]
+    """Conversations hold users' questions: staff see those of the bases they manage, superusers all (also
+    rows whose base link is gone, such as tickets of a deleted widget key)."""
+    if request.user.is_superuser:
+        return queryset
+    return queryset.filter(**{f"{lookup}__in": managed_bases(request)})
 
 
 class MessageInline(admin.TabularInline):
@@ -14,8 +29,12 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "user", "knowledge_base", "updated_at"]
-    list_filter = ["knowledge_base"]
+    # only the bases of the rows the user may see (a plain filter would list every base)
+    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]  # type: ignore[assignment]
     inlines = [MessageInline]
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        return of_managed_bases(super().get_queryset(request), request, "knowledge_base")
 
 
 class CitationInline(admin.TabularInline):
@@ -42,3 +61,6 @@ class MessageAdmin(admin.ModelAdmin):
         "created_at",
     ]
     inlines = [CitationInline]
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        return of_managed_bases(super().get_queryset(request), request, "conversation__knowledge_base")

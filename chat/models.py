@@ -91,3 +91,27 @@ class Citation(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.number}] of message {self.message_id}"
+
+
+class SourceShown(models.Model):
+    """A passage shown with an answer, and to whom: the audit a base's managers read ("who saw this document").
+
+    Written with the answer (chat.services); kept when the chunk is re-ingested or deleted (ids, not keys).
+    `user` is empty for widget visitors and commands; the conversation's widget link names the visitor.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="shown")
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
+    document_id = models.BigIntegerField()
+    chunk_id = models.BigIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["document_id", "created_at"], name="source_shown_document_idx")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.chunk_id} shown to {self.user_id or 'a visitor'}"

@@ -17,19 +17,21 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from chat.citations import Attribution, attribute
 from chat.followup import standalone_question
 from chat.llm import Generation, LLMBackend, LLMError, get_backend, presets
-from chat.models import Citation, Conversation, Message
+from chat.models import Citation, Conversation, Message, SourceShown
 from chat.phrases import sources_in_other_languages
 from chat.prompts import PromptSource, build_check_messages, build_messages
 from chat.selectors import citation_urls
 from chat.streaming import CitationStream
 from kb import retrieval
 from kb.models import KnowledgeBase
+from kb.selectors import knowledge_base_get_for
 
 SNIPPET_CHARS = 240
 
@@ -155,8 +157,17 @@ def _conversation_start(
     *, user: Any, knowledge_base: KnowledgeBase, conversation_id: int | None, question: str, history: list[str] | None
 ) -> tuple[Conversation, list[str]]:
     """The conversation (created when new) with the question stored, and its earlier questions (`history` when
-    the client sent them, as the API's `messages` do)."""
+    the client sent them, as the API's `messages` do).
+
+    A signed-in user must still be a reader of the base (removed members are refused at their next
+    question); `user` None is a widget visitor or a command, whose caller chose the base.
+    """
     owner = user if user is not None and user.is_authenticated else None
+    if owner is not None:
+        try:
+            knowledge_base_get_for(user=owner, pk=knowledge_base.pk)
+        except Http404:
+            raise AnswerError("unknown_kb", "There is no such knowledge base you can use.") from None
     with transaction.atomic():
         if conversation_id is None:
             conversation = Conversation.objects.create(user=owner, knowledge_base=knowledge_base, title=question[:200])
@@ -177,10 +188,13 @@ def _conversation_start(
     return conversation, previous
 
 
-def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None) -> retrieval.SearchResult:
-    return retrieval.search(
-        knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode
-    )
+def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None, user: Any) -> retrieval.SearchResult:
+    try:
+        return retrieval.search(
+            knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode, user=user
+        )
+    except Http404:  # access withdrawn since the question was stored
+        raise AnswerError("unknown_kb", "There is no such knowledge base you can use.") from None
 
 
 def quote_span(text: str, quote: str) -> dict[str, int | None]:
@@ -222,6 +236,20 @@ def _save_answer(
                     **quote_span(source_texts.get(c.number, ""), c.quote),
                 )
                 for c in citations
+            ]
+        )
+        # the audit of what was shown to whom (a base's managers list who saw a document's passages)
+        SourceShown.objects.bulk_create(
+            [
+                SourceShown(
+                    message=message,
+                    knowledge_base_id=conversation.knowledge_base_id,
+                    document_id=s["document_id"],
+                    chunk_id=s["chunk_id"],
+                    user_id=conversation.user_id,
+                )
+                for s in sources
+                if isinstance(s.get("document_id"), int) and isinstance(s.get("chunk_id"), int)
             ]
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=message.created_at)
@@ -332,7 +360,7 @@ async def answer(
     )
     conversation_ms = (time.perf_counter() - started) * 1000
     search_text = await sync_to_async(standalone_question, thread_sensitive=False)(previous, question)
-    result = await sync_to_async(_search)(knowledge_base, search_text, mode)
+    result = await sync_to_async(_search)(knowledge_base, search_text, mode, user)
     retrieval_ms = (time.perf_counter() - started) * 1000
     sources = [source_item(n, hit) for n, hit in enumerate(result.hits, start=1)]
     timings: dict[str, Any] = {
@@ -519,8 +547,11 @@ def message_feedback(*, user: Any, message_id: int, rating: int, comment: str = 
     """Store a user's rating (+1, -1, 0 to clear) of one of their own answers; None if not theirs."""
     if rating not in (-1, 0, 1):
         raise ValueError("rating must be -1, 0 or 1")
-    message = Message.objects.filter(pk=message_id, role=Message.Role.ASSISTANT, conversation__user=user).first()
-    if message is None:
+    from chat.selectors import message_get_for
+
+    try:
+        message = message_get_for(user=user, message_id=message_id)
+    except Http404:
         return None
     message.feedback = rating
     message.feedback_comment = comment.strip()[:2000]

@@ -5,22 +5,20 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from chat.selectors import conversation_history, conversations_for_user
+from chat.selectors import conversation_get_for, conversation_history, conversations_for_user
 from chat.services import message_feedback
-from kb.selectors import knowledge_bases_for_user
+from kb.selectors import knowledge_base_list_readable
 
 
 @login_required
 def home(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
-    knowledge_bases = list(knowledge_bases_for_user(user=request.user))
+    knowledge_bases = list(knowledge_base_list_readable(user=request.user))
     conversations = conversations_for_user(user=request.user)[:50]
     conversation = None
     history: list[dict[str, object]] = []
     if conversation_id is not None:
-        conversation = conversations_for_user(user=request.user).filter(pk=conversation_id).first()
-        if conversation is None:
-            raise Http404("No such conversation")
-        history = conversation_history(conversation=conversation)
+        conversation = conversation_get_for(user=request.user, conversation_id=conversation_id)
+        history = conversation_history(conversation=conversation, user=request.user)
     selected = conversation.knowledge_base.slug if conversation else request.GET.get("kb", "")
     if not selected and knowledge_bases:
         selected = knowledge_bases[0].slug

@@ -12,8 +12,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from kb.forms import MultipleFileField
-from kb.models import Document, KnowledgeBase
-from kb.services import DocumentRejected, document_create, document_delete, document_reingest
+from kb.models import AccessChange, Document, KnowledgeBase, Membership, Role
+from kb.selectors import document_list_for, knowledge_base_list_for, user_may
+from kb.services import (
+    DocumentRejected,
+    document_create,
+    document_delete,
+    document_reingest,
+    document_restrict,
+    membership_remove,
+    membership_set,
+)
 
 
 class BulkUploadForm(forms.Form):
@@ -23,11 +32,76 @@ class BulkUploadForm(forms.Form):
     )
 
 
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fields = ["user", "group", "role"]
+    extra = 1
+
+    def has_change_permission(self, request: HttpRequest, obj: KnowledgeBase | None = None) -> bool:
+        return obj is None or user_may(user=request.user, knowledge_base=obj, role=Role.MANAGER)
+
+    has_add_permission = has_change_permission  # type: ignore[assignment]
+    has_delete_permission = has_change_permission
+
+
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "document_count", "upload_link"]
+    """Staff see the bases where they are editors (upload) or managers (settings, members); superusers all."""
+
+    list_display = ["name", "slug", "owner", "document_count", "upload_link"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        return knowledge_base_list_for(user=request.user, role=Role.EDITOR)
+
+    def has_change_permission(self, request: HttpRequest, obj: KnowledgeBase | None = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or user_may(user=request.user, knowledge_base=obj, role=Role.MANAGER))
+
+    def has_delete_permission(self, request: HttpRequest, obj: KnowledgeBase | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or user_may(user=request.user, knowledge_base=obj, role=Role.MANAGER))
+
+    def save_model(self, request: HttpRequest, obj: KnowledgeBase, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        if not change and obj.owner_id is None:
+            obj.owner = request.user  # type: ignore[assignment]  # whoever creates a base in the admin owns it
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # type: ignore[no-untyped-def]
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        # Through the services, so that every change of access is in the audit log. The admin's own history
+        # reads what changed from these lists.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            if not hasattr(inline_form, "cleaned_data") or not inline_form.cleaned_data:
+                continue
+            data = inline_form.cleaned_data
+            membership = inline_form.instance
+            if data.get("DELETE") and membership.pk:
+                formset.deleted_objects.append(membership)
+                membership_remove(membership=membership, actor=request.user)
+            elif not data.get("DELETE") and (data.get("user") or data.get("group")):
+                if membership.pk and (membership.user_id, membership.group_id) != (
+                    getattr(data.get("user"), "pk", None),
+                    getattr(data.get("group"), "pk", None),
+                ):
+                    membership_remove(membership=Membership.objects.get(pk=membership.pk), actor=request.user)
+                saved = membership_set(
+                    knowledge_base=form.instance,
+                    role=data["role"],
+                    actor=request.user,
+                    user=data.get("user"),
+                    group=data.get("group"),
+                )
+                if inline_form.has_changed():
+                    if membership.pk:
+                        formset.changed_objects.append((saved, inline_form.changed_data))
+                    else:
+                        formset.new_objects.append(saved)
+        return None
 
     @admin.display(description=gettext_lazy("Documents"))
     def document_count(self, obj: KnowledgeBase) -> int:
@@ -45,8 +119,9 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
     def upload_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        knowledge_base = get_object_or_404(KnowledgeBase, pk=pk)
-        if not self.has_change_permission(request, knowledge_base):
+        # editors of the base only; any other id answers as a missing one
+        knowledge_base = get_object_or_404(knowledge_base_list_for(user=request.user, role=Role.EDITOR), pk=pk)
+        if not request.user.has_perm("kb.add_document") and not request.user.is_superuser:
             return HttpResponseRedirect(reverse("admin:index"))
         form = BulkUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
@@ -92,7 +167,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "chunk_count",
         "created_at",
     ]
-    list_filter = ["status", "knowledge_base", "language"]
+    list_filter = ["status", ("knowledge_base", admin.RelatedOnlyFieldListFilter), "language"]
     search_fields = ["title", "original_name", "sha256"]
     readonly_fields = [
         "knowledge_base",
@@ -116,7 +191,8 @@ class DocumentAdmin(admin.ModelAdmin):
         "parse_ms",
         "embed_ms",
     ]
-    fields = ["title", *readonly_fields]
+    fields = ["title", "restricted_to", *readonly_fields]
+    filter_horizontal = ["restricted_to"]
     actions = ["reingest", "delete_documents"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -128,8 +204,23 @@ class DocumentAdmin(admin.ModelAdmin):
         return actions
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
-        # The extracted text can be megabytes; the list and the form never show it.
-        return super().get_queryset(request).defer("text").annotate(chunks_total=Count("chunks"))
+        # Documents a staff user may see, in the bases they edit. The extracted text can be megabytes; the list
+        # and the form never show it.
+        visible = document_list_for(user=request.user, role=Role.EDITOR)
+        return visible.select_related("knowledge_base").defer("text").annotate(chunks_total=Count("chunks"))
+
+    def get_field_queryset(self, db, db_field, request):  # type: ignore[no-untyped-def]
+        if db_field.name == "knowledge_base":
+            return knowledge_base_list_for(user=request.user, role=Role.EDITOR)
+        return super().get_field_queryset(db, db_field, request)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:  # type: ignore[no-untyped-def]
+        # A restriction moves the document's words between term pools: through the service, never save_m2m.
+        groups = list(form.cleaned_data.get("restricted_to") or [])
+        document = form.instance
+        before = set(document.restricted_to.values_list("pk", flat=True))
+        if {g.pk for g in groups} != before or document.restricted != bool(groups):
+            document_restrict(document=document, groups=groups, actor=request.user)
 
     @admin.display(description=gettext_lazy("Passages"), ordering="chunks_total")
     def chunk_count(self, obj: Document) -> int:
@@ -157,3 +248,26 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
         document_delete(document=obj)
+
+
+@admin.register(AccessChange)
+class AccessChangeAdmin(admin.ModelAdmin):
+    """The audit log of sharing, for the managers of each base."""
+
+    list_display = ["created_at", "knowledge_base", "actor_name", "action", "target"]
+    list_filter = ["action", ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = ("created_at", "knowledge_base", "actor_name", "action", "target", "detail")
+    fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        managed = knowledge_base_list_for(user=request.user, role=Role.MANAGER)
+        return super().get_queryset(request).filter(knowledge_base__in=managed)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AccessChange | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AccessChange | None = None) -> bool:
+        return False

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
@@ -40,6 +41,15 @@ class KnowledgeBase(models.Model):
     embedder = models.CharField(_("embedder"), max_length=300, blank=True, default="")
     # The embedder `reembed` is moving the base to (its vectors gather in Chunk.next_embedding); "" when none.
     next_embedder = models.CharField(_("next embedder"), max_length=300, blank=True, default="")
+    # Manages the base like a member with the manager role. A base created from the command line has none:
+    # only superusers see it until it is shared (kb.selectors holds every access decision).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_knowledge_bases",
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -60,6 +70,65 @@ class KnowledgeBase(models.Model):
     def refusal_for(self, language: str) -> str:
         """The refusal text in `language` (en, fr, zh; English otherwise)."""
         return {"fr": self.refusal_text_fr, "zh": self.refusal_text_zh}.get(language) or self.refusal_text
+
+
+class Role(models.TextChoices):
+    """What a member may do in a knowledge base; each role includes the ones before it."""
+
+    READER = "reader", "reader (ask, open passages)"
+    EDITOR = "editor", "editor (upload, delete, re-ingest)"
+    MANAGER = "manager", "manager (members, settings, widget keys)"
+
+
+ROLE_RANK = {Role.READER: 1, Role.EDITOR: 2, Role.MANAGER: 3}
+
+
+class Membership(models.Model):
+    """A user or a Django group given a role in a knowledge base."""
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="kb_memberships"
+    )
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="kb_memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.READER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["knowledge_base", "group", "user"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="membership_user_xor_group",
+            ),
+            models.UniqueConstraint(fields=["knowledge_base", "user"], name="membership_unique_user"),
+            models.UniqueConstraint(fields=["knowledge_base", "group"], name="membership_unique_group"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"user {self.user}" if self.user_id else f"group {self.group}"
+        return f"{who}: {self.role} of {self.knowledge_base}"
+
+
+class AccessChange(models.Model):
+    """The audit log of sharing: who changed whose access to what, and when (readable by the base's managers)."""
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="access_changes")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)  # kept when the account is deleted
+    action = models.CharField(max_length=40)
+    target = models.CharField(max_length=300)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'system'} {self.action} {self.target}"
 
 
 def document_upload_to(document: Document, filename: str) -> str:
@@ -107,6 +176,11 @@ class Document(models.Model):
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("uploaded by")
     )
+    # A restricted document is seen only by members of `restricted_to` (and superusers); everyone else cannot
+    # retrieve, cite, open or download it, and its words are kept out of their term statistics. The flag, not
+    # the group list, says so: a deleted group leaves the document restricted, never open.
+    restricted = models.BooleanField(default=False)
+    restricted_to = models.ManyToManyField(Group, blank=True, related_name="restricted_documents")
     created_at = models.DateTimeField(_("added"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     parse_ms = models.PositiveIntegerField(_("parsing time (ms)"), null=True, blank=True)
@@ -118,6 +192,11 @@ class Document(models.Model):
         verbose_name_plural = _("documents")
         constraints = [
             models.UniqueConstraint(fields=["knowledge_base", "sha256"], name="document_unique_content_per_kb"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["knowledge_base"], condition=models.Q(restricted=True), name="document_restricted_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -187,6 +266,10 @@ class Chunk(models.Model):
 class TermStat(models.Model):
     """How many chunks of a knowledge base, in one language, contain a lexeme (lexeme "" : all chunks).
 
+    Unrestricted documents count in the pool `restricted_document_id` 0; each restricted document counts in
+    a pool of its own, which a search adds only for a reader who may see that document, so BM25's statistics
+    and the refusal check never reveal a restricted document's words.
+
     Kept in step with the chunks by `kb.ingest.store`, so BM25's document frequencies and the refusal
     check's "does this word occur anywhere" are index look-ups instead of counts over the chunks.
     """
@@ -194,11 +277,21 @@ class TermStat(models.Model):
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
     language = models.CharField(max_length=8)
     lexeme = models.TextField()
+    restricted_document_id = models.BigIntegerField(default=0)
     df = models.IntegerField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["knowledge_base", "language", "lexeme"], name="termstat_unique"),
+            models.UniqueConstraint(
+                fields=["knowledge_base", "language", "lexeme", "restricted_document_id"], name="termstat_unique_pool"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["restricted_document_id"],
+                condition=~models.Q(restricted_document_id=0),
+                name="termstat_restricted_pool",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,8 +1,8 @@
 """Search a knowledge base: dense (pgvector HNSW, cosine), full-text (BM25 over tsvector) and their fusion.
 
-Every filter (knowledge base, language, documents, tags) is a WHERE clause of the search itself, never a
-pass over its results. Dense search runs with pgvector's iterative index scan so that a small knowledge
-base inside a large table still gets its full top k.
+Every filter (knowledge base, language, documents, tags, and the restricted documents the reader may not
+see) is a WHERE clause of the search itself, never a pass over its results. Dense search runs with
+pgvector's iterative index scan so that a small knowledge base inside a large table still gets its full top k.
 """
 
 from __future__ import annotations
@@ -40,16 +40,24 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class Scope:
-    """Where to search: always one knowledge base, optionally some documents, tags and one language."""
+    """Where to search: always one knowledge base, optionally some documents, tags and one language.
+
+    `hidden_document_ids`: the base's restricted documents the reader may not see
+    (kb.selectors.document_ids_hidden_from); they are left out of every ranking and of the term statistics.
+    """
 
     knowledge_base_id: int
     document_ids: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     language: str | None = None
+    hidden_document_ids: tuple[int, ...] = ()
 
     def where(self, alias: str = "c") -> tuple[str, list[Any]]:
         clauses = [f"{alias}.knowledge_base_id = %s"]
         params: list[Any] = [self.knowledge_base_id]
+        if self.hidden_document_ids:
+            clauses.append(f"{alias}.document_id <> ALL(%s)")
+            params.append(list(self.hidden_document_ids))
         if self.language:
             clauses.append(f"{alias}.language = %s")
             params.append(self.language)
@@ -113,18 +121,22 @@ def term_frequencies(*, scope: Scope, lexemes: list[str]) -> tuple[int, dict[str
     """Chunks in the scope's base and language, and how many of them hold each lexeme (from kb_termstat).
 
     Document and tag filters do not narrow these statistics: IDF over the whole base ranks as well and
-    stays one index look-up.
+    stays one index look-up. Restricted documents the reader may not see are left out: each restricted
+    document's counts are a pool of their own (kb.models.TermStat), so its words cannot show through.
     """
     language_clause = "AND language = %s" if scope.language else ""
     params: list[Any] = [scope.knowledge_base_id, ["", *lexemes]]
     if scope.language:
         params.append(scope.language)
+    params.append(list(scope.hidden_document_ids))
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT lexeme, sum(df) FROM kb_termstat
-            WHERE knowledge_base_id = %s AND lexeme = ANY(%s) {language_clause} AND df > 0
+            WHERE knowledge_base_id = %s AND lexeme = ANY(%s) {language_clause}
+              AND restricted_document_id <> ALL(%s::bigint[]) AND df > 0
             GROUP BY lexeme
+            HAVING sum(df) > 0
             """,
             params,
         )
@@ -185,6 +197,9 @@ def _posting_scope(scope: Scope) -> tuple[str, dict[str, Any]]:
     if scope.document_ids:
         clauses.append("p.document_id = ANY(%(documents)s)")
         params["documents"] = list(scope.document_ids)
+    if scope.hidden_document_ids:
+        clauses.append("p.document_id <> ALL(%(hidden)s)")
+        params["hidden"] = list(scope.hidden_document_ids)
     if scope.tags:
         clauses.append("p.document_id IN (SELECT id FROM kb_document WHERE tags && %(tags)s::varchar[])")
         params["tags"] = list(scope.tags)
@@ -290,11 +305,12 @@ def score_fusion(rankings: dict[str, list[Hit]], weights: dict[str, float], limi
     return sorted(fused.values(), key=lambda h: h.score, reverse=True)[:limit]
 
 
-def languages_of(knowledge_base_id: int) -> set[str]:
+def languages_of(knowledge_base_id: int, hidden_document_ids: Sequence[int] = ()) -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT DISTINCT language FROM kb_document WHERE knowledge_base_id = %s AND status = 'ready'",
-            [knowledge_base_id],
+            "SELECT DISTINCT language FROM kb_document WHERE knowledge_base_id = %s AND status = 'ready'"
+            " AND id <> ALL(%s::bigint[])",
+            [knowledge_base_id, list(hidden_document_ids)],
         )
         return {row[0] for row in cursor.fetchall() if row[0]}
 
@@ -367,17 +383,27 @@ def search(
     limit: int | None = None,
     document_ids: Sequence[int] = (),
     tags: Sequence[str] = (),
+    user: Any = None,
 ) -> SearchResult:
+    """Search `knowledge_base` as `user` would: restricted documents they may not see are left out in SQL.
+
+    `user` None (widget visitors, commands run without --user) reads the base's unrestricted documents only.
+    Http404 when `user` may not read the base (kb.selectors.search_scope_for).
+    """
+    from kb.selectors import search_scope_for
+
     mode = Mode(mode)
     limit = limit or settings.DOCENT_TOP_K
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    hidden = search_scope_for(user=user, knowledge_base_id=knowledge_base.pk)
+    timings["access_ms"] = (time.perf_counter() - started) * 1000
     language = detect_language(question)
     # A question is answered from passages in its own language when the base has any: a mixed-language
     # base otherwise returns the same passage's translation ahead of other relevant passages.
-    scoped_language = language if language in languages_of(knowledge_base.pk) else None
-    scope = Scope(knowledge_base.pk, tuple(document_ids), tuple(tags), scoped_language)
-    timings["language_ms"] = (time.perf_counter() - started) * 1000
+    scoped_language = language if language in languages_of(knowledge_base.pk, hidden) else None
+    scope = Scope(knowledge_base.pk, tuple(document_ids), tuple(tags), scoped_language, hidden)
+    timings["language_ms"] = (time.perf_counter() - started) * 1000 - timings["access_ms"]
     rankings: dict[str, list[Hit]] = {}
     pool = max(limit * 4, 50)
     # With a reranker, fusion keeps more candidates and the cross-encoder picks the `limit` best of them.

@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 
 from kb.ingest.chunk import ChunkDraft
 from kb.ingest.safety import safe_filename
-from kb.models import Chunk, Document, KnowledgeBase
+from kb.models import AccessChange, Chunk, Document, KnowledgeBase, Membership, Role
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,13 @@ class DocumentCreated:
     replaced: bool = False  # a document of the same name had other content: its file and chunks are replaced
 
 
-def knowledge_base_create(*, slug: str, name: str = "", description: str = "", embedder: str = "") -> KnowledgeBase:
+def knowledge_base_create(
+    *, slug: str, name: str = "", description: str = "", embedder: str = "", owner: Any = None
+) -> KnowledgeBase:
     """The knowledge base `slug`, created when missing (with `embedder`, a kb.encoders name or path; default
     DOCENT_EMBED_MODEL, else multilingual-e5-small). ValueError for a slug without letters or digits, or an
-    embedder that is not installed."""
+    embedder that is not installed. Without `owner` (the command line) the base has no members: only
+    superusers see it until it is shared."""
     slug = slugify(slug)
     if not slug:
         raise ValueError("a knowledge base needs a slug of letters, digits, - or _")
@@ -49,7 +52,12 @@ def knowledge_base_create(*, slug: str, name: str = "", description: str = "", e
             raise ValueError(f"embedder {embedder!r}: {status}")
     kb, _ = KnowledgeBase.objects.get_or_create(
         slug=slug,
-        defaults={"name": name or slug.replace("-", " ").title(), "description": description, "embedder": embedder},
+        defaults={
+            "name": name or slug.replace("-", " ").title(),
+            "description": description,
+            "embedder": embedder,
+            "owner": owner,
+        },
     )
     return kb
 
@@ -93,7 +101,13 @@ def document_create(
             document_reingest(document=existing)
             return DocumentCreated(existing, created=False, queued=True)
         return DocumentCreated(existing, created=False, queued=False)
-    previous = Document.objects.filter(knowledge_base=knowledge_base, original_name=name).defer("text").first()
+    same_name = Document.objects.filter(knowledge_base=knowledge_base, original_name=name).defer("text")
+    if uploaded_by is not None:
+        from kb.selectors import document_visible_q
+
+        # A restricted document the uploader may not see is never replaced by their file of the same name.
+        same_name = same_name.filter(document_visible_q(user=uploaded_by))
+    previous = same_name.first()
     if previous is not None:
         return _document_replace(document=previous, content=content, sha256=sha256, size=size, enqueue=enqueue)
     with transaction.atomic():
@@ -151,6 +165,95 @@ def document_delete(*, document: Document) -> None:
         update_term_stats(document_id=document.pk, sign=-1)
         document.delete()  # chunks go with it (ON DELETE CASCADE)
         transaction.on_commit(lambda: storage.delete(name) if name else None)
+
+
+def _audit(*, knowledge_base: KnowledgeBase, actor: Any, action: str, target: str, **detail: Any) -> None:
+    signed_in = actor is not None and getattr(actor, "is_authenticated", False)
+    AccessChange.objects.create(
+        knowledge_base=knowledge_base,
+        actor=actor if signed_in else None,
+        actor_name=actor.get_username() if signed_in else "",
+        action=action,
+        target=target[:300],
+        detail=detail,
+    )
+
+
+def membership_set(
+    *, knowledge_base: KnowledgeBase, role: str, actor: Any, user: Any = None, group: Any = None
+) -> Membership:
+    """Give a user or a group `role` in the base (added, or its role changed), written to the audit log."""
+    role = Role(role)
+    if (user is None) == (group is None):
+        raise ValueError("a membership names a user or a group")
+    lookup = {"user": user} if user is not None else {"group": group}
+    target = f"user {user.get_username()}" if user is not None else f"group {group.name}"
+    with transaction.atomic():
+        membership, created = Membership.objects.select_for_update().get_or_create(
+            knowledge_base=knowledge_base, **lookup, defaults={"role": role}
+        )
+        if created:
+            _audit(knowledge_base=knowledge_base, actor=actor, action="member_added", target=target, role=role)
+        elif membership.role != role:
+            before = membership.role
+            membership.role = role
+            membership.save(update_fields=["role"])
+            _audit(
+                knowledge_base=knowledge_base,
+                actor=actor,
+                action="role_changed",
+                target=target,
+                before=before,
+                role=role,
+            )
+    return membership
+
+
+def membership_remove(*, membership: Membership, actor: Any) -> None:
+    """Remove a member; it takes effect on their next request (every read checks membership in its query)."""
+    if membership.user is not None:
+        target = f"user {membership.user.get_username()}"
+    else:
+        assert membership.group is not None  # a membership names a user or a group (a check constraint)
+        target = f"group {membership.group.name}"
+    with transaction.atomic():
+        _audit(
+            knowledge_base=membership.knowledge_base,
+            actor=actor,
+            action="member_removed",
+            target=target,
+            role=membership.role,
+        )
+        membership.delete()
+
+
+def document_restrict(*, document: Document, groups: Any, actor: Any) -> Document:
+    """Restrict a document to `groups` (empty: lift the restriction), moving its words between term pools.
+
+    A restricted document is seen only by members of those groups and superusers. Its term statistics move
+    to a pool of its own (kb.models.TermStat) in the same transaction, under the document's row lock, which
+    the storing of its chunks also takes.
+    """
+    from kb.ingest.store import update_term_stats
+
+    groups = list(groups)
+    with transaction.atomic():
+        Document.objects.select_for_update().filter(pk=document.pk).first()
+        update_term_stats(document_id=document.pk, sign=-1)
+        restricted = bool(groups)
+        Document.objects.filter(pk=document.pk).update(restricted=restricted)
+        document.restricted = restricted
+        document.restricted_to.set(groups)
+        update_term_stats(document_id=document.pk, sign=1)
+        _audit(
+            knowledge_base=document.knowledge_base,
+            actor=actor,
+            action="document_restricted" if restricted else "document_opened",
+            target=f"document {document.title}",
+            document_id=document.pk,
+            groups=sorted(g.name for g in groups),
+        )
+    return document
 
 
 def enqueue_on_commit(document_id: int) -> None:

@@ -8,48 +8,56 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from kb.forms import UploadForm
-from kb.models import Document
-from kb.selectors import documents_of, knowledge_base_for_user, knowledge_bases_for_user, passage_for_user
+from kb.models import Role
+from kb.selectors import (
+    document_get_for,
+    documents_of,
+    knowledge_base_get_for,
+    knowledge_base_list_readable,
+    knowledge_base_role,
+    passage_for_user,
+    user_may,
+)
 from kb.services import DocumentRejected, document_create
 
 PASSAGE_CONTEXT = 6  # chunks shown before and after the cited one (documents ingested without offsets)
 EXCERPT_CONTEXT_CHARS = 3000  # extracted text shown around the cited chunk
 
 
-def _kb_or_404(request: HttpRequest, slug: str):  # type: ignore[no-untyped-def]
-    knowledge_base = knowledge_base_for_user(user=request.user, slug=slug)
-    if knowledge_base is None:
-        raise Http404("No such knowledge base")
-    return knowledge_base
-
-
 @login_required
 def kb_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "kb/list.html", {"knowledge_bases": knowledge_bases_for_user(user=request.user)})
+    return render(request, "kb/list.html", {"knowledge_bases": knowledge_base_list_readable(user=request.user)})
 
 
 @login_required
 def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    knowledge_base = _kb_or_404(request, slug)
-    context = {**_documents_context(knowledge_base), "form": UploadForm()}
+    knowledge_base = knowledge_base_get_for(user=request.user, slug=slug)
+    context = {**_documents_context(request, knowledge_base), "form": UploadForm()}
     return render(request, "kb/detail.html", context)
 
 
-def _documents_context(knowledge_base):  # type: ignore[no-untyped-def]
-    return {"kb": knowledge_base, "documents": list(documents_of(knowledge_base=knowledge_base))}
+def _documents_context(request: HttpRequest, knowledge_base):  # type: ignore[no-untyped-def]
+    role = knowledge_base_role(user=request.user, knowledge_base=knowledge_base)
+    return {
+        "kb": knowledge_base,
+        "documents": list(documents_of(knowledge_base=knowledge_base, user=request.user)),
+        "role": role,
+        "may_edit": user_may(user=request.user, knowledge_base=knowledge_base, role=Role.EDITOR),
+        "may_manage": user_may(user=request.user, knowledge_base=knowledge_base, role=Role.MANAGER),
+    }
 
 
 @login_required
 def kb_documents(request: HttpRequest, slug: str) -> HttpResponse:
     """The document table alone (live updates come over /ws/kb/SLUG/)."""
-    knowledge_base = _kb_or_404(request, slug)
-    return render(request, "kb/_documents.html", _documents_context(knowledge_base))
+    knowledge_base = knowledge_base_get_for(user=request.user, slug=slug)
+    return render(request, "kb/_documents.html", _documents_context(request, knowledge_base))
 
 
 @login_required
 @require_POST
 def kb_upload(request: HttpRequest, slug: str) -> HttpResponse:
-    knowledge_base = _kb_or_404(request, slug)
+    knowledge_base = knowledge_base_get_for(user=request.user, slug=slug, role=Role.EDITOR)
     form = UploadForm(request.POST, request.FILES)
     if form.is_valid():
         for upload in form.cleaned_data["files"]:
@@ -119,13 +127,7 @@ def _span(request: HttpRequest, text: str) -> tuple[str, str, str] | None:
 
 @login_required
 def document_file(request: HttpRequest, document_id: int) -> FileResponse:
-    document = (
-        Document.objects.filter(pk=document_id, knowledge_base__in=knowledge_bases_for_user(user=request.user))
-        .defer("text")
-        .first()
-    )
-    if document is None:
-        raise Http404("No such document")
+    document = document_get_for(user=request.user, document_id=document_id)
     # Always a download, never rendered inline: an uploaded file (HTML, a PDF with scripts, an SVG) must
     # never run in Docent's origin.
     response = FileResponse(

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -83,9 +84,33 @@ def wait_for_documents(ids: list[int], timeout: float = 180) -> list[Document]:
         time.sleep(0.3)
 
 
+READERS = "readers"  # the group the `user` fixture is in; the shared fixture bases give it the reader role
+
+
+def share(knowledge_base: KnowledgeBase, who: Any, role: str = "reader") -> None:
+    """Give a user or a group (`who`) `role` in the base, as a manager would."""
+    from django.contrib.auth.models import Group
+
+    from kb.services import membership_set
+
+    if isinstance(who, Group):
+        membership_set(knowledge_base=knowledge_base, role=role, actor=None, group=who)
+    else:
+        membership_set(knowledge_base=knowledge_base, role=role, actor=None, user=who)
+
+
+def readers_group() -> Any:
+    from django.contrib.auth.models import Group
+
+    return Group.objects.get_or_create(name=READERS)[0]
+
+
 @pytest.fixture
 def user(django_user_model):  # type: ignore[no-untyped-def]
-    return django_user_model.objects.create_user(username="reader", password="reader-password-1")
+    """An ordinary user in the group `readers`, which the fixture bases (manual_kb, trilingual_kb) are shared with."""
+    created = django_user_model.objects.create_user(username="reader", password="reader-password-1")
+    created.groups.add(readers_group())
+    return created
 
 
 @pytest.fixture
@@ -95,6 +120,7 @@ def manual_kb(transactional_db) -> KnowledgeBase:  # type: ignore[no-untyped-def
     for path in (BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md", FIXTURES / "travel-policy.en.txt"):
         document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
         assert run_pipeline(document).status == Document.Status.READY
+    share(knowledge_base, readers_group())
     return knowledge_base
 
 
@@ -111,4 +137,5 @@ def trilingual_kb(transactional_db) -> KnowledgeBase:  # type: ignore[no-untyped
     for path in paths:
         document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
         assert run_pipeline(document).status == Document.Status.READY
+    share(knowledge_base, readers_group())
     return knowledge_base

@@ -14,6 +14,7 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from chat.admin import managed_bases, of_managed_bases
 from chat.widget.models import Ticket, WidgetConversation, WidgetKey
 from chat.widget.services import widget_key_rotate, widget_snippet
 
@@ -93,7 +94,7 @@ def _conversation_link(conversation_id: int | None) -> str:
 class WidgetKeyAdmin(admin.ModelAdmin):
     form = WidgetKeyForm
     list_display = ["title", "knowledge_base", "origins", "enabled", "show_sources", "created_at"]
-    list_filter = ["enabled", "knowledge_base"]
+    list_filter = ["enabled", ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = ["key", "snippet", "created_at", "updated_at"]
     actions = ["rotate"]
     fieldsets = [
@@ -123,6 +124,14 @@ class WidgetKeyAdmin(admin.ModelAdmin):
         ),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WidgetKey]:
+        return of_managed_bases(super().get_queryset(request), request, "knowledge_base")
+
+    def get_field_queryset(self, db, db_field, request):  # type: ignore[no-untyped-def]
+        if db_field.name == "knowledge_base":  # widget keys are a manager's business
+            return managed_bases(request)
+        return super().get_field_queryset(db, db_field, request)
 
     @admin.display(description=_("allowed origins"))
     def origins(self, obj: WidgetKey) -> str:
@@ -156,10 +165,13 @@ class WidgetConversationAdmin(ReadOnlyAdmin):
     """Visitors' conversations; each is also a Conversation (with no user) in the chat admin."""
 
     list_display = ["__str__", "key", "origin", "visitor", "created_at", "conversation_link"]
-    list_filter = ["key"]
+    list_filter = [("key", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["conversation__title", "visitor_id", "origin"]
     readonly_fields = ("conversation_link", "key", "visitor_id", "origin", "ip", "created_at", "transcript")
     fields = ("conversation_link", "key", "visitor_id", "origin", "ip", "created_at", "transcript")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WidgetConversation]:
+        return of_managed_bases(super().get_queryset(request), request, "key__knowledge_base")
 
     @admin.display(description=_("visitor"))
     def visitor(self, obj: WidgetConversation) -> str:
@@ -188,7 +200,7 @@ class WidgetConversationAdmin(ReadOnlyAdmin):
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
     list_display = ["__str__", "email", "key", "created_at", "conversation_link", "mailed_at", "handled"]
-    list_filter = ["handled", "key"]
+    list_filter = ["handled", ("key", admin.RelatedOnlyFieldListFilter)]
     list_editable = ["handled"]
     search_fields = ["email", "message"]
     readonly_fields = (
@@ -206,6 +218,9 @@ class TicketAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
+        return of_managed_bases(super().get_queryset(request), request, "key__knowledge_base")
 
     @admin.display(description=_("conversation"))
     def conversation_link(self, obj: Ticket) -> str:

@@ -11,6 +11,7 @@ from chat.selectors import conversation_history
 from chat.widget.models import ShownChunk, WidgetConversation, WidgetKey
 from chat.widget.origins import netloc_of, origin_of
 from kb.models import Chunk
+from kb.selectors import document_visible_q
 
 
 def widget_key_enabled(*, key: str) -> WidgetKey | None:
@@ -50,12 +51,15 @@ def visitor_history(*, key: WidgetKey, visitor_id: str, conversation_id: int) ->
 
 
 def shown_chunk(*, key: WidgetKey, visitor_id: str, chunk_id: int) -> Chunk | None:
-    """The chunk, only when it was shown to this visitor as a source and is in the key's knowledge base."""
+    """The chunk, only when it was shown to this visitor as a source, is in the key's knowledge base and its
+    document is not restricted (visitors see unrestricted documents only, as their searches do)."""
     if not ShownChunk.objects.filter(key=key, visitor_id=visitor_id, chunk_id=chunk_id).exists():
         return None
     return (
         Chunk.objects.select_related("document")
-        .filter(pk=chunk_id, knowledge_base_id=key.knowledge_base_id)
+        .filter(
+            document_visible_q(user=None, prefix="document__"), pk=chunk_id, knowledge_base_id=key.knowledge_base_id
+        )
         .only("id", "text", "page", "heading", "document__title", "document__knowledge_base_id")
         .first()
     )

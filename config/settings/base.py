@@ -135,6 +135,28 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Single sign-on with OpenID Connect (config/sso.py, mozilla-django-oidc): on when a client id is set.
+DOCENT_OIDC_ENABLED = bool(env("DOCENT_OIDC_CLIENT_ID"))
+OIDC_RP_CLIENT_ID = env("DOCENT_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env("DOCENT_OIDC_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("DOCENT_OIDC_AUTHORIZATION_URL")
+OIDC_OP_TOKEN_ENDPOINT = env("DOCENT_OIDC_TOKEN_URL")
+OIDC_OP_USER_ENDPOINT = env("DOCENT_OIDC_USERINFO_URL")
+OIDC_OP_JWKS_ENDPOINT = env("DOCENT_OIDC_JWKS_URL")
+OIDC_RP_SIGN_ALGO = env("DOCENT_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env("DOCENT_OIDC_SCOPES", "openid email profile groups")
+OIDC_TIMEOUT = 10
+OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+DOCENT_OIDC_USERNAME_CLAIM = env("DOCENT_OIDC_USERNAME_CLAIM", "preferred_username")
+DOCENT_OIDC_GROUPS_CLAIM = env("DOCENT_OIDC_GROUPS_CLAIM", "groups")
+# "claim=group,claim=group": only these claim values become (and are removed from) Django groups; empty: the
+# group claim's values are the user's groups, by the same names.
+DOCENT_OIDC_GROUP_MAP = dict(item.split("=", 1) for item in env("DOCENT_OIDC_GROUP_MAP").split(",") if "=" in item)
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if DOCENT_OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("config.sso.DocentOIDCBackend")
+
 # The interface in English, French and Simplified Chinese (README, "Languages"). The catalogues are in locale/
 # and their compiled .mo files are committed, so a fresh clone needs no gettext to run.
 LANGUAGE_CODE = "en"

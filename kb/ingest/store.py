@@ -27,23 +27,33 @@ class EmbedderChanged(Exception):
 
 
 def update_term_stats(*, document_id: int, sign: int) -> None:
-    """Add (sign=1) or remove (sign=-1) a document's chunks from its knowledge base's term statistics."""
+    """Add (sign=1) or remove (sign=-1) a document's chunks from its knowledge base's term statistics.
+
+    An unrestricted document counts in the base's shared pool (0), a restricted one in its own pool (its id),
+    as the document's row says now: changing a restriction removes the counts, then adds them back
+    (kb.services.document_restrict), under the document's row lock.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO kb_termstat (knowledge_base_id, language, lexeme, df)
+            WITH pool AS (SELECT CASE WHEN restricted THEN id ELSE 0 END AS id FROM kb_document WHERE id = %s)
+            INSERT INTO kb_termstat (knowledge_base_id, language, lexeme, restricted_document_id, df)
             SELECT * FROM (
-                SELECT c.knowledge_base_id, c.language, u.lexeme, %s * count(*)
+                SELECT c.knowledge_base_id, c.language, u.lexeme, (SELECT id FROM pool), %s * count(*)
                 FROM kb_chunk c, unnest(c.search_vector) u WHERE c.document_id = %s GROUP BY 1, 2, 3
                 UNION ALL
-                SELECT knowledge_base_id, language, '', %s * count(*) FROM kb_chunk WHERE document_id = %s GROUP BY 1, 2
+                SELECT knowledge_base_id, language, '', (SELECT id FROM pool), %s * count(*)
+                FROM kb_chunk WHERE document_id = %s GROUP BY 1, 2
             ) AS counts
             -- one order for every writer, so two workers updating the same base cannot deadlock
-            ORDER BY 3
-            ON CONFLICT (knowledge_base_id, language, lexeme) DO UPDATE SET df = kb_termstat.df + EXCLUDED.df
+            ORDER BY 3, 4
+            ON CONFLICT (knowledge_base_id, language, lexeme, restricted_document_id)
+            DO UPDATE SET df = kb_termstat.df + EXCLUDED.df
             """,
-            [sign, document_id, sign, document_id],
+            [document_id, sign, document_id, sign, document_id],
         )
+        if sign < 0:  # a restricted document's own pool is empty now: drop it rather than keep zeros
+            cursor.execute("DELETE FROM kb_termstat WHERE restricted_document_id = %s AND df <= 0", [document_id])
 
 
 def write_postings(*, document_id: int) -> None:

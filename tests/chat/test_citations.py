@@ -47,7 +47,7 @@ def test_an_attributed_citation_links_to_its_highlighted_span(client, user):
     from kb.models import Chunk
     from kb.services import document_create, knowledge_base_create
 
-    knowledge_base = knowledge_base_create(slug="span", name="Span")
+    knowledge_base = knowledge_base_create(slug="span", name="Span", owner=user)
     document = document_create(
         knowledge_base=knowledge_base, content=BytesIO(RESET.encode()), filename="reset.txt", enqueue=False
     ).document

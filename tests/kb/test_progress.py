@@ -14,13 +14,14 @@ from django.contrib.auth.models import AnonymousUser
 from chat.routing import websocket_urlpatterns
 from kb.ingest.pipeline import ingest
 from kb.services import document_create, knowledge_base_create
-from tests.conftest import BASE_DIR
+from tests.conftest import BASE_DIR, readers_group, share
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _setup() -> tuple[str, int]:
     kb = knowledge_base_create(slug="live")
+    share(kb, readers_group())
     data = (BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md").read_bytes()
     document = document_create(knowledge_base=kb, content=io.BytesIO(data), filename="manual.md", enqueue=False)
     return kb.slug, document.document.pk

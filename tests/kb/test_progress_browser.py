@@ -35,7 +35,7 @@ def test_the_document_row_shows_each_stage_then_ready_without_a_reload(docent_ur
 
     def setup() -> tuple[str, int, str]:
         user = django_user_model.objects.create_user(username="librarian", password="librarian-password-1")
-        kb = knowledge_base_create(slug="live-page", name="Live page")
+        kb = knowledge_base_create(slug="live-page", name="Live page", owner=user)
         data = (BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md").read_bytes()
         document = document_create(knowledge_base=kb, content=io.BytesIO(data), filename="manual.md", enqueue=False)
         client = Client()

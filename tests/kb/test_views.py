@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_upload_in_the_web_ui_queues_documents(client, user, celery_worker):
-    knowledge_base = knowledge_base_create(slug="web", name="Web")
+    knowledge_base = knowledge_base_create(slug="web", name="Web", owner=user)
     client.force_login(user)
     response = client.post(
         reverse("kb:upload", args=[knowledge_base.slug]),
@@ -29,7 +29,7 @@ def test_upload_in_the_web_ui_queues_documents(client, user, celery_worker):
 
 
 def test_passage_viewer_escapes_document_text_and_marks_the_cited_chunk(client, user):
-    knowledge_base = knowledge_base_create(slug="xss", name="XSS")
+    knowledge_base = knowledge_base_create(slug="xss", name="XSS", owner=user)
     hostile = b"Intro text.\n\n<script>alert('x')</script> <img src=https://evil.example/p.png onerror=alert(1)>"
     from io import BytesIO
 
@@ -57,7 +57,7 @@ def test_passage_viewer_escapes_document_text_and_marks_the_cited_chunk(client, 
 
 def test_an_oversized_upload_is_refused_before_it_is_stored_and_the_others_go_through(client, user, settings):
     settings.DOCENT_MAX_UPLOAD_BYTES = 1024 * 1024
-    knowledge_base = knowledge_base_create(slug="limits", name="Limits")
+    knowledge_base = knowledge_base_create(slug="limits", name="Limits", owner=user)
     client.force_login(user)
     big = SimpleUploadedFile("big.txt", b"Too long a line. " * 100_000)
     small = SimpleUploadedFile("small.txt", b"The archive room opens at nine.")
@@ -73,7 +73,7 @@ def test_original_files_are_only_ever_served_as_downloads(client, user):
     from io import BytesIO
     from pathlib import Path
 
-    knowledge_base = knowledge_base_create(slug="downloads", name="Downloads")
+    knowledge_base = knowledge_base_create(slug="downloads", name="Downloads", owner=user)
     demo_pdf = Path(__file__).resolve().parents[2] / "kb" / "demo" / "lumen-k3-manual.en.pdf"
     files = {
         "page.html": b"<html><body><script>alert(document.cookie)</script><p>Hello.</p></body></html>",

@@ -1,4 +1,5 @@
-"""manage.py ask "QUESTION" --kb SLUG [--json] [--retrieve-only] — the chat's own path, from a shell."""
+"""manage.py ask "QUESTION" --kb SLUG [--json] [--retrieve-only] [--user NAME] — the chat's own path, from a
+shell; with --user, as that user (their bases and documents only)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import json
 import sys
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import QuerySet
 
 from chat.services import AnswerError, answer
 from kb import retrieval
 from kb.models import Chunk, KnowledgeBase
+from kb.selectors import chunk_list_for, document_visible_q, knowledge_base_for_user
+
+
+def public_chunks(knowledge_base: KnowledgeBase) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(document_visible_q(user=None, prefix="document__"), knowledge_base=knowledge_base)
 
 
 class Command(BaseCommand):
@@ -23,9 +31,23 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument("--retrieve-only", action="store_true", help="stop after retrieval")
         parser.add_argument("--mode", choices=[m.value for m in retrieval.Mode], default=None)
+        parser.add_argument(
+            "--user",
+            metavar="NAME",
+            default=None,
+            help="ask as this user: only their bases and the documents they may see (default: the base's"
+            " unrestricted documents, as a widget visitor sees them)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        knowledge_base = KnowledgeBase.objects.filter(slug=options["kb"]).first()
+        self.user = None
+        if options["user"] is not None:
+            self.user = get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: options["user"]}).first()
+            if self.user is None:
+                raise CommandError(f"no user {options['user']!r}")
+            knowledge_base = knowledge_base_for_user(user=self.user, slug=options["kb"])
+        else:
+            knowledge_base = KnowledgeBase.objects.filter(slug=options["kb"]).first()
         if knowledge_base is None:
             raise CommandError(f"no knowledge base {options['kb']!r}")
         question = options["question"].strip()
@@ -40,7 +62,9 @@ class Command(BaseCommand):
                 )
             except AnswerError as exc:
                 raise CommandError(f"{exc.code}: {exc.message}") from exc
-        texts = dict(Chunk.objects.filter(pk__in=[s["chunk_id"] for s in result["sources"]]).values_list("pk", "text"))
+        # The sources came from a search scoped to what the asker may see; their texts are read the same way.
+        chunks = chunk_list_for(user=self.user) if self.user is not None else public_chunks(knowledge_base)
+        texts = dict(chunks.filter(pk__in=[s["chunk_id"] for s in result["sources"]]).values_list("pk", "text"))
         for source in result["sources"]:
             source["text"] = texts.get(source["chunk_id"], "")
         if options["json"]:
@@ -60,7 +84,7 @@ class Command(BaseCommand):
         from chat.services import source_item
 
         found = retrieval.search(
-            knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode
+            knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode, user=self.user
         )
         sources = [source_item(n, hit) for n, hit in enumerate(found.hits, start=1)] if found.answerable else []
         timings: dict[str, Any] = {k: round(v, 1) for k, v in found.timings_ms.items()}
@@ -72,7 +96,7 @@ class Command(BaseCommand):
         self, knowledge_base: KnowledgeBase, question: str, mode: str | None, *, stream: bool
     ) -> dict[str, Any]:
         result: dict[str, Any] = {"answer": "", "answered": True, "sources": [], "citations": [], "timings": {}}
-        async for event in answer(user=None, knowledge_base=knowledge_base, question=question, mode=mode):
+        async for event in answer(user=self.user, knowledge_base=knowledge_base, question=question, mode=mode):
             if event["type"] == "sources":
                 result["sources"] = event["items"]
             elif event["type"] == "token":
