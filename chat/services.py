@@ -167,7 +167,7 @@ def _conversation_start(
         try:
             knowledge_base_get_for(user=owner, pk=knowledge_base.pk)
         except Http404:
-            raise AnswerError("unknown_kb", "There is no such knowledge base you can use.") from None
+            raise AnswerError("unknown_kb", _("There is no such knowledge base you can use.")) from None
     with transaction.atomic():
         if conversation_id is None:
             conversation = Conversation.objects.create(user=owner, knowledge_base=knowledge_base, title=question[:200])
@@ -194,7 +194,7 @@ def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None, user
             knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode, user=user
         )
     except Http404:  # access withdrawn since the question was stored
-        raise AnswerError("unknown_kb", "There is no such knowledge base you can use.") from None
+        raise AnswerError("unknown_kb", _("There is no such knowledge base you can use.")) from None
 
 
 def quote_span(text: str, quote: str) -> dict[str, int | None]:
@@ -408,7 +408,7 @@ async def answer(
             )
         except LLMError as exc:
             queue.release()
-            raise AnswerError("llm_error", str(exc)) from exc
+            raise AnswerError("llm_error", _("The language model failed: %(error)s") % {"error": exc}) from exc
         except BaseException:
             queue.release()
             raise
