@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
@@ -10,6 +11,8 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from api.models import ApiConversation, ApiKey
 from api.services import new_secret
+from chat.admin import of_managed_bases
+from kb.selectors import knowledge_base_list_readable
 
 
 @admin.register(ApiKey)
@@ -21,6 +24,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ("prefix", "last_used_at", "revoked_at")
     filter_horizontal = ("knowledge_bases",)
     actions = ["revoke"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        # a key reads what its user may read: staff see and revoke their own keys, superusers every key
+        queryset = super().get_queryset(request).select_related("user")
+        return queryset if request.user.is_superuser else queryset.filter(user=request.user)
+
+    def get_field_queryset(self, db, db_field, request):  # type: ignore[no-untyped-def]
+        if not request.user.is_superuser:
+            if db_field.name == "user":  # staff make keys for themselves only
+                return get_user_model().objects.filter(pk=request.user.pk)
+            if db_field.name == "knowledge_bases":
+                return knowledge_base_list_readable(user=request.user)
+        return super().get_field_queryset(db, db_field, request)
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: ModelForm, change: bool) -> None:
         if not change:
@@ -41,6 +57,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class ApiConversationAdmin(admin.ModelAdmin):
     list_display = ("conversation", "key")
     readonly_fields = ("conversation", "key")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiConversation]:
+        return of_managed_bases(super().get_queryset(request), request, "conversation__knowledge_base")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

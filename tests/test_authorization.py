@@ -23,6 +23,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from api.services import api_key_create
 from chat.models import Citation, Conversation, Message
 from chat.routing import websocket_urlpatterns
 from chat.widget import tokens
@@ -54,9 +55,9 @@ SECRETS = {
 VISIBLE = {
     "owner": {
         *("kb:A", "kb:B", "edit:A", "edit:B", "manage:A", "manage:B"),
-        *("doc:A-public", "doc:A-restricted", "doc:B", "conv:owner-A", "conv:owner-B"),
+        *("doc:A-public", "doc:A-restricted", "doc:B", "conv:owner-A", "conv:owner-B", "key:owner"),
     },
-    "reader": {"kb:A", "doc:A-public", "conv:reader-A"},
+    "reader": {"kb:A", "doc:A-public", "conv:reader-A", "key:reader"},
     "outsider": set(),
 }
 
@@ -72,6 +73,8 @@ class World:
     keys: dict[str, WidgetKey]
     memberships: dict[str, int]
     confidential: Group
+    # each user's API key: (id, secret)
+    api_keys: dict[str, tuple[int, str]]
 
 
 def _document(kb: KnowledgeBase, name: str, text: str) -> Document:
@@ -130,7 +133,11 @@ def build_world(django_user_model: Any) -> World:
         Citation.objects.create(message=answer, chunk=chunk, number=1)
         conversations[name], answers[name] = conversation, answer
     keys = {name: WidgetKey.objects.create(knowledge_base=kbs[name], allowed_origins=[SHOP]) for name in ("A", "B")}
-    return World(users, kbs, docs, chunks, conversations, answers, keys, memberships, confidential)
+    api_keys = {}
+    for name in USERS:
+        key, secret = api_key_create(user=users[name])
+        api_keys[name] = (key.pk, secret)
+    return World(users, kbs, docs, chunks, conversations, answers, keys, memberships, confidential, api_keys)
 
 
 @pytest.fixture
@@ -272,6 +279,11 @@ MEMBERSHIPS = {
     "A with B's membership": ([_slug("A"), lambda w: w.memberships["B"]], None),
     "missing": (["no-such-base", MISSING], None),
 }
+API_KEYS = {
+    "owner's": ([lambda w: w.api_keys["owner"][0]], "key:owner"),
+    "reader's": ([lambda w: w.api_keys["reader"][0]], "key:reader"),
+    "missing": ([MISSING], None),
+}
 ANSWERS = {
     "owner-A": ([_answer("owner-A")], "conv:owner-A"),
     "reader-A": ([_answer("reader-A")], "conv:reader-A"),
@@ -315,7 +327,15 @@ HTTP_RULES: dict[str, Callable[[World], list[Case]] | str] = {
     "chat:home": _page("/"),
     "chat:conversation": _users_x(CONVERSATIONS, _kb_url("chat:conversation")),
     "chat:feedback": _users_x(ANSWERS, _kb_url("chat:feedback"), method="POST", data=lambda w, label: {"rating": "1"}),
+    "api:keys": _page("/account/api-keys/"),
+    "api:revoke": _users_x(API_KEYS, _kb_url("api:revoke"), method="POST"),
     # Routes that open nothing of a base, and those with their own matrix elsewhere in this file:
+    "set_language": "public: sets the interface language, no object",
+    "javascript-catalog": "public: the interface's translations, no object",
+    "api:models": "API key, not session: test_api_matrix",
+    "api:model": "API key, not session: test_api_matrix",
+    "api:chat_completions": "API key, not session: test_api_matrix",
+    "api:embeddings": "API key, not session: test_api_matrix",
     "healthz": "public: service health, no object",
     "login": "public: the sign-in page",
     "logout": "public: signs out",
@@ -378,6 +398,59 @@ def test_http_matrix(world, capsys):
         print("\n".join(report))
     covered = {line.split()[2] for line in report}
     assert covered == {name for name, rule in HTTP_RULES.items() if callable(rule)}
+
+
+# ---- the OpenAI-compatible API: a key reads what its user may read
+
+
+def test_api_matrix(world, capsys):
+    """Each user's key against each base: denied pairs are 404 `model_not_found`; /v1/models lists exactly the
+    readable bases; the restricted document reaches only the owner, through search as through listing."""
+    client = Client()
+    report = []
+    for user in USERS:
+        headers = {"Authorization": f"Bearer {world.api_keys[user][1]}"}
+        listed = client.get("/v1/models", headers=headers).json()["data"]
+        readable = {f"kb:{world.kbs[b].slug}" for b in ("A", "B") if f"kb:{b}" in VISIBLE[user]}
+        assert {m["id"] for m in listed} == readable, user
+        for base, slug in (("A", "alpha"), ("B", "beta"), ("missing", "no-such-base")):
+            allowed = f"kb:{base}" in VISIBLE[user]
+            model = f"kb:{slug}"
+            asked = {"model": model, "messages": [{"role": "user", "content": REFUSED_QUESTION}]}
+            for method, path, body in (
+                ("GET", f"/v1/models/{model}", None),
+                ("POST", "/v1/chat/completions", asked),
+                ("POST", "/v1/embeddings", {"model": model, "input": "kettle"}),
+            ):
+                if body is None:
+                    response = client.get(path, headers=headers)
+                else:
+                    response = client.post(path, body, content_type="application/json", headers=headers)
+                where = f"{method} {path} {model} as {user}"
+                if allowed:
+                    assert response.status_code == 200, (where, response.content[:300])
+                else:
+                    assert response.status_code == 404, (where, response.status_code)
+                    assert response.json()["error"]["code"] == "model_not_found", where
+                    if f"kb:{base}" in SECRETS:
+                        assert SECRETS[f"kb:{base}"] not in response.content.decode(), where
+                report.append(f"{'allowed' if allowed else 'denied':7} {response.status_code} {where}")
+    # The restricted document's words: retrieved for the owner, absent for the reader (sources and answer).
+    question = {"model": "kb:alpha", "messages": [{"role": "user", "content": "When does the Zorblax committee meet?"}]}
+    for user, sees in (("owner", True), ("reader", False)):
+        headers = {"Authorization": f"Bearer {world.api_keys[user][1]}"}
+        reply = client.post(
+            "/v1/embeddings", {"model": "kb:alpha", "input": "x"}, content_type="application/json", headers=headers
+        )
+        assert reply.status_code == 200
+        body = client.post("/v1/chat/completions", question, content_type="application/json", headers=headers).json()
+        titles = {s["title"] for s in body["docent"]["sources"]}
+        assert (SECRETS["doc:A-restricted"] in titles) is sees or (not sees and not titles), (user, body["docent"])
+        if not sees:
+            assert SECRETS["doc:A-restricted"] not in str(body) and "Zorblax committee" not in str(body["docent"])
+    with capsys.disabled():
+        print(f"\nAPI authorization matrix: {len(report)} requests")
+        print("\n".join(report))
 
 
 # ---- websockets

@@ -51,8 +51,11 @@ def server_log() -> str:
 
 
 def test_models_are_the_knowledge_bases_the_key_may_read(client, docent_url, user, manual_kb):  # type: ignore[no-untyped-def]
-    other = knowledge_base_create(slug="other", name="Other")
+    hidden = knowledge_base_create(slug="hidden", name="Hidden")  # nobody shared it with the key's user
+    other = knowledge_base_create(slug="other", name="Other", owner=user)
     assert {m.id for m in client.models.list()} == {"kb:manuals", "kb:other"}
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve(f"kb:{hidden.slug}")
     assert client.models.retrieve("kb:manuals").id == "kb:manuals"
     narrow = openai.OpenAI(
         base_url=f"{docent_url}/v1", api_key=api_key_create(user=user, knowledge_bases=[other])[1], max_retries=0
