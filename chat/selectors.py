@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from chat.models import Conversation, Message
 from kb.models import Document
@@ -111,8 +112,11 @@ def document_viewers(*, document: Document, limit: int = 200) -> list[dict[str, 
         if row.user is not None:
             who = row.user.get_username()
         elif widget is not None:
-            who = f"widget visitor {widget.visitor_id[:8]} ({widget.origin or 'no origin'})"
+            who = _("widget visitor %(visitor)s (%(origin)s)") % {
+                "visitor": widget.visitor_id[:8],
+                "origin": widget.origin or _("no origin"),
+            }
         else:
-            who = "command line"
+            who = _("command line")
         out.append({"who": who, "at": row.created_at, "chunk_id": row.chunk_id, "message_id": row.message_id})
     return out

@@ -254,14 +254,18 @@ class DocumentAdmin(admin.ModelAdmin):
 class AccessChangeAdmin(admin.ModelAdmin):
     """The audit log of sharing, for the managers of each base."""
 
-    list_display = ["created_at", "knowledge_base", "actor_name", "action", "target"]
+    list_display = ["created_at", "knowledge_base", "actor_name", "action", "target_label"]
     list_filter = ["action", ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
-    readonly_fields = ("created_at", "knowledge_base", "actor_name", "action", "target", "detail")
+    readonly_fields = ("created_at", "knowledge_base", "actor_name", "action", "target_label", "detail")
     fields = readonly_fields
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         managed = knowledge_base_list_for(user=request.user, role=Role.MANAGER)
         return super().get_queryset(request).filter(knowledge_base__in=managed)
+
+    @admin.display(description=gettext_lazy("target"), ordering="target")
+    def target_label(self, obj: AccessChange) -> str:
+        return obj.target_display  # stored in English, shown in the reader's language
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -6,6 +6,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.utils.functional import Promise
+from django.utils.translation import gettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
@@ -49,6 +51,7 @@ class KnowledgeBase(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_knowledge_bases",
+        verbose_name=_("owner"),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -75,27 +78,49 @@ class KnowledgeBase(models.Model):
 class Role(models.TextChoices):
     """What a member may do in a knowledge base; each role includes the ones before it."""
 
-    READER = "reader", "reader (ask, open passages)"
-    EDITOR = "editor", "editor (upload, delete, re-ingest)"
-    MANAGER = "manager", "manager (members, settings, widget keys)"
+    READER = "reader", _("reader (ask, open passages)")
+    EDITOR = "editor", _("editor (upload, delete, re-ingest)")
+    MANAGER = "manager", _("manager (members, settings, widget keys)")
 
 
 ROLE_RANK = {Role.READER: 1, Role.EDITOR: 2, Role.MANAGER: 3}
+# A role's name alone, as the audit log shows it.
+ROLE_NAMES: dict[str, Promise] = {
+    Role.READER: pgettext_lazy("role", "reader"),
+    Role.EDITOR: pgettext_lazy("role", "editor"),
+    Role.MANAGER: pgettext_lazy("role", "manager"),
+}
 
 
 class Membership(models.Model):
     """A user or a Django group given a role in a knowledge base."""
 
-    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="kb_memberships"
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("knowledge base")
     )
-    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="kb_memberships")
-    role = models.CharField(max_length=10, choices=Role.choices, default=Role.READER)
-    created_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="kb_memberships",
+        verbose_name=_("user"),
+    )
+    group = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="kb_memberships",
+        verbose_name=_("group"),
+    )
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.READER)
+    created_at = models.DateTimeField(_("added"), auto_now_add=True)
 
     class Meta:
         ordering = ["knowledge_base", "group", "user"]
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(user__isnull=False, group__isnull=True)
@@ -107,28 +132,76 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        who = f"user {self.user}" if self.user_id else f"group {self.group}"
-        return f"{who}: {self.role} of {self.knowledge_base}"
+        who = member_name(user=self.user, group=self.group)
+        return gettext("%(member)s: %(role)s of %(knowledge_base)s") % {
+            "member": who,
+            "role": ROLE_NAMES.get(self.role, self.role),
+            "knowledge_base": self.knowledge_base,
+        }
+
+
+def member_name(*, user: object = None, group: object = None) -> str:
+    """The member as the reader's language names it: "user NAME" or "group NAME"."""
+    if user is not None:
+        return gettext("user %(name)s") % {"name": user}
+    return gettext("group %(name)s") % {"name": group}
 
 
 class AccessChange(models.Model):
-    """The audit log of sharing: who changed whose access to what, and when (readable by the base's managers)."""
+    """The audit log of sharing: who changed whose access to what, and when (readable by the base's managers).
 
-    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="access_changes")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    `target` is stored in English ("user NAME", "group NAME", "document TITLE") and shown in the reader's
+    language by `target_display`.
+    """
+
+    class Action(models.TextChoices):
+        MEMBER_ADDED = "member_added", _("member added")
+        ROLE_CHANGED = "role_changed", _("role changed")
+        MEMBER_REMOVED = "member_removed", _("member removed")
+        DOCUMENT_RESTRICTED = "document_restricted", _("document restricted")
+        DOCUMENT_OPENED = "document_opened", _("restriction lifted")
+
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="access_changes", verbose_name=_("knowledge base")
     )
-    actor_name = models.CharField(max_length=150, blank=True)  # kept when the account is deleted
-    action = models.CharField(max_length=40)
-    target = models.CharField(max_length=300)
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("changed by (account)"),
+    )
+    # kept when the account is deleted
+    actor_name = models.CharField(_("changed by"), max_length=150, blank=True)
+    action = models.CharField(_("change"), max_length=40, choices=Action.choices)
+    target = models.CharField(_("target"), max_length=300)
+    detail = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("when"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name = _("access change")
+        verbose_name_plural = _("access changes")
 
     def __str__(self) -> str:
-        return f"{self.actor_name or 'system'} {self.action} {self.target}"
+        return f"{self.actor_name or pgettext('actor', 'system')} {self.get_action_display()} {self.target_display}"
+
+    @property
+    def target_display(self) -> str:
+        """The stored English target ("user NAME", "group NAME", "document TITLE") in the reader's language."""
+        kind, _separator, name = self.target.partition(" ")
+        template = ACCESS_TARGETS.get(kind)
+        return str(template) % {"name": name} if template is not None and name else self.target
+
+    @property
+    def role_display(self) -> str:
+        """The role the change gave (or took away), named in the reader's language; "" when none."""
+        role = self.detail.get("role", "") if isinstance(self.detail, dict) else ""
+        return str(ROLE_NAMES.get(role, role))
+
+
+ACCESS_TARGETS = {"user": _("user %(name)s"), "group": _("group %(name)s"), "document": _("document %(name)s")}
 
 
 def document_upload_to(document: Document, filename: str) -> str:
@@ -179,8 +252,10 @@ class Document(models.Model):
     # A restricted document is seen only by members of `restricted_to` (and superusers); everyone else cannot
     # retrieve, cite, open or download it, and its words are kept out of their term statistics. The flag, not
     # the group list, says so: a deleted group leaves the document restricted, never open.
-    restricted = models.BooleanField(default=False)
-    restricted_to = models.ManyToManyField(Group, blank=True, related_name="restricted_documents")
+    restricted = models.BooleanField(_("restricted"), default=False)
+    restricted_to = models.ManyToManyField(
+        Group, blank=True, related_name="restricted_documents", verbose_name=_("restricted to groups")
+    )
     created_at = models.DateTimeField(_("added"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     parse_ms = models.PositiveIntegerField(_("parsing time (ms)"), null=True, blank=True)

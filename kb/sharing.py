@@ -10,6 +10,8 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from chat.selectors import document_viewers
@@ -23,6 +25,9 @@ from kb.selectors import (
 )
 from kb.services import document_restrict, membership_remove, membership_set
 
+# Who a membership names, as the add form offers it: the posted value, and its label.
+MEMBER_KINDS = [("user", gettext_lazy("user")), ("group", gettext_lazy("group"))]
+
 
 def _panel(request: HttpRequest, knowledge_base: KnowledgeBase, error: str = "") -> HttpResponse:
     context = {
@@ -33,6 +38,7 @@ def _panel(request: HttpRequest, knowledge_base: KnowledgeBase, error: str = "")
         ),
         "groups": list(Group.objects.order_by("name")),
         "roles": Role.choices,
+        "kinds": MEMBER_KINDS,
         "changes": list(access_change_list(knowledge_base=knowledge_base)[:50]),
         "error": error,
     }
@@ -55,17 +61,17 @@ def member_set(request: HttpRequest, slug: str) -> HttpResponse:
     knowledge_base = _managed(request, slug)
     kind, name, role = request.POST.get("kind"), request.POST.get("name", "").strip(), request.POST.get("role", "")
     if role not in Role.values:
-        return _panel(request, knowledge_base, "Choose a role.")
+        return _panel(request, knowledge_base, _("Choose a role."))
     if kind == "group":
         group = Group.objects.filter(name=name).first()
         if group is None:
-            return _panel(request, knowledge_base, f"There is no group {name!r}.")
+            return _panel(request, knowledge_base, _("There is no group %(name)r.") % {"name": name})
         membership_set(knowledge_base=knowledge_base, role=role, actor=request.user, group=group)
     else:
         user_model = get_user_model()
         user = user_model.objects.filter(**{user_model.USERNAME_FIELD: name}).first()
         if user is None:
-            return _panel(request, knowledge_base, f"There is no user {name!r}.")
+            return _panel(request, knowledge_base, _("There is no user %(name)r.") % {"name": name})
         membership_set(knowledge_base=knowledge_base, role=role, actor=request.user, user=user)
     return _panel(request, knowledge_base)
 

@@ -87,7 +87,7 @@ def test_the_javascript_catalogue_is_served_per_language(client) -> None:  # typ
 
 
 def test_the_knowledge_base_page_in_chinese_with_a_translated_failure_reason(client, user) -> None:  # type: ignore[no-untyped-def]
-    kb = knowledge_base_create(slug="docs", name="Docs")
+    kb = knowledge_base_create(slug="docs", name="Docs", owner=user)
     created = document_create(knowledge_base=kb, content=io.BytesIO(b"x"), filename="empty.txt", enqueue=False)
     Document.objects.filter(pk=created.document.pk).update(
         status=Document.Status.FAILED, error=reasons.PARSE_TIMEOUT % {"seconds": "600"}, language="fr"
@@ -104,7 +104,7 @@ def test_the_knowledge_base_page_in_chinese_with_a_translated_failure_reason(cli
 
 def test_upload_messages_are_in_the_readers_language(client, user, settings) -> None:  # type: ignore[no-untyped-def]
     settings.DOCENT_MAX_UPLOAD_BYTES = 10
-    knowledge_base_create(slug="docs", name="Docs")
+    knowledge_base_create(slug="docs", name="Docs", owner=user)
     client.force_login(user)
     Profile.objects.create(user=user, language="fr")
     upload = io.BytesIO(b"far more than ten bytes")
@@ -158,7 +158,7 @@ async def test_live_document_rows_are_rendered_in_the_readers_language(user) -> 
     await Profile.objects.acreate(user=user, language="zh-hans")
 
     def processing_document() -> str:
-        kb = knowledge_base_create(slug="live", name="Live")
+        kb = knowledge_base_create(slug="live", name="Live", owner=user)
         created = document_create(knowledge_base=kb, content=io.BytesIO(b"x"), filename="a.txt", enqueue=False)
         Document.objects.filter(pk=created.document.pk).update(status="processing", stage="embed", progress=40)
         return kb.slug
