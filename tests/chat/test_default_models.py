@@ -21,6 +21,7 @@ CONVERSATION = [
     ("如何清除水垢？", ("除垢",), ("醋", "柠檬酸")),
     ("Combien de temps l'eau reste-t-elle chaude ?", ("Maintien au chaud",), ("30 minutes",)),
 ]
+UNANSWERED = "Does the kettle come in other colours?"
 
 
 def test_the_default_chat_model_is_installed_verified_and_pinned():
@@ -97,6 +98,17 @@ async def test_three_questions_in_three_languages_in_one_conversation(trilingual
             assert detect_language(text) == detect_language(question), text
             assert any(fact in text for fact in facts), text
             assert done["citations"], text
+            assert done["timings"]["answerable_p"] >= presets.PRESETS[presets.DEFAULT].answer_check  # type: ignore[operator]
+        # a question in ordinary words that the manual does not answer: the model's own check refuses it
+        await communicator.send_json_to(
+            {"type": "ask", "question": UNANSWERED, "kb": trilingual_kb.slug, "conversation": None}
+        )
+        events = []
+        while not events or events[-1]["type"] not in ("done", "error"):
+            events.append(await communicator.receive_json_from(timeout=180))
+        done = events[-1]
+        assert done["type"] == "done" and done["answered"] is False, done
+        assert "found no answer in the sources" in done["timings"]["refusal_reason"], done["timings"]
     finally:
         await communicator.disconnect()
         reset_backends()
