@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.utils import translation
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from chat.widget.models import WidgetKey
 from chat.widget.services import widget_snippet
@@ -70,7 +71,8 @@ def test_a_chinese_browser_sees_chinese_then_french_after_the_switch(
 ):  # type: ignore[no-untyped-def]
     def setup() -> str:
         user = django_user_model.objects.create_user(username="li", password="li-password-123")
-        knowledge_base_create(slug="handbook", name="Handbook")  # empty: questions are refused without the model
+        # empty: questions are refused without the model; the user's own base, so they may see it
+        knowledge_base_create(slug="handbook", name="Handbook", owner=user)
         client = Client()
         client.force_login(user)
         return client.cookies["sessionid"].value
@@ -165,8 +167,14 @@ def test_the_widget_follows_the_visitors_browser_or_the_snippets_language(
         handoff = frame.locator("[data-docent-handoff-open]")
         assert handoff.inner_text() == page_text(language, "Talk to a person")
         # a message to a person: the confirmation is written by frame.js, from the catalogue
-        handoff.click()
         form = frame.locator("[data-docent-handoff]")
+        for _ in range(10):  # the frame's script may still be starting (its catalogue loads first) on a busy machine
+            handoff.click()
+            try:
+                form.locator("input[name=email]").wait_for(state="visible", timeout=3_000)
+                break
+            except PlaywrightTimeout:
+                continue
         assert form.locator(".handoff-text").inner_text() == texts["handoff_text"]
         form.locator("input[name=email]").fill("visitor@example.com")
         form.locator("textarea[name=message]").fill("E4?")
