@@ -29,7 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from kb.ingest import ocr, safety, sheets
+from kb.ingest import encoding, ocr, safety, sheets
 from kb.ingest.chunk import Block
 
 logger = logging.getLogger(__name__)
@@ -99,21 +99,10 @@ def sniff(path: Path, original_name: str = "") -> FileKind:
 
 
 def _decode(data: bytes, *, partial: bool = False) -> str:
-    for encoding in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError as exc:
-            # A multi-byte character cut at the end of a partial read is not an error.
-            if partial and exc.start >= len(data) - 4:
-                return data[: exc.start].decode(encoding, errors="strict")
-    for encoding in ("gb18030", "cp1252"):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if "\x00" not in text:
-            return text
-    raise ParseError("The file is neither a supported document format nor readable text.")
+    try:
+        return encoding.decode(data, partial=partial)
+    except encoding.UndecodableText as exc:
+        raise ParseError(str(exc)) from exc
 
 
 def _sniff_zip(path: Path) -> FileKind:
@@ -286,7 +275,7 @@ def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
         if kind.name == "html":
             from unstructured.partition.html import partition_html
 
-            return partition_html(filename=str(path))
+            return partition_html(text=_decode(path.read_bytes()))
         if kind.name == "markdown":
             from unstructured.partition.md import partition_md
 
