@@ -7,7 +7,8 @@ zip bomb, hostile XML, an unsupported format) raises `ParseError` with one sente
 What each format yields (`Block.page`, `Block.level`):
 - PDF: pdfium's text layer (kb/ingest/pdf.py), page numbers; pages that are only scanned images are
   OCRed (kb/ingest/ocr.py) when tesseract is installed.
-- DOCX: `unstructured`; Title/Heading N styles become title blocks of level N; no page numbers.
+- DOCX: kb/ingest/docx.py, in reading order with text boxes, SmartArt, footnotes and endnotes; Title and
+  Heading N styles become title blocks of level N; no page numbers.
 - PPTX: `unstructured`; page is the slide number, the slide's title is a level-1 title block.
 - XLSX: openpyxl (kb/ingest/sheets.py); page is the sheet number, the sheet name a level-1 title
   block, each row "Header: value; ..." under its header.
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from lxml import etree
 
 from kb.ingest import encoding, ocr, safety, sheets
 from kb.ingest.chunk import Block
@@ -159,6 +161,8 @@ def parse_file(path: Path, original_name: str = "") -> Parsed:
         blocks, pages = _xlsx(path)
     elif kind.name == "csv":
         blocks = _csv(path, original_name)
+    elif kind.name == "docx":
+        blocks = _docx(path)
     else:
         blocks = _blocks(_partition(path, kind), kind)
         if kind.name == "pptx":
@@ -224,12 +228,26 @@ def _blocks(elements: list, kind: FileKind) -> list[Block]:  # type: ignore[type
             continue
         level = depth + 1 if isinstance(depth, int) and kind.name in _LEVELLED_KINDS else None
         blocks.append(Block(text=text, kind="title", page=page, level=level))
-    # Headings with no body after them name no chunk and would be lost: a text file of short lines is
-    # all "titles" to unstructured's heuristics. They are body text.
+    return _trailing_titles_as_text(blocks)
+
+
+def _trailing_titles_as_text(blocks: list[Block]) -> list[Block]:
+    """Headings with no body after them name no chunk and would be lost: a text file of short lines is
+    all "titles" to unstructured's heuristics. They are body text."""
     index = len(blocks)
     while index and blocks[index - 1].kind == "title":
         index -= 1
     return blocks[:index] + [Block(text=b.text, page=b.page) for b in blocks[index:]]
+
+
+def _docx(path: Path) -> list[Block]:
+    from kb.ingest.docx import docx_blocks
+
+    try:
+        return _trailing_titles_as_text(docx_blocks(path))
+    except (etree.LxmlError, KeyError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        logger.info("unreadable DOCX %s: %r", path, exc)
+        raise ParseError("The DOCX file could not be read; it may be damaged or saved in an unusual way.") from exc
 
 
 def _xlsx(path: Path) -> tuple[list[Block], int]:
@@ -284,10 +302,6 @@ def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
             from unstructured.partition.text import partition_text
 
             return partition_text(text=_decode(path.read_bytes()))
-        if kind.name == "docx":
-            from unstructured.partition.docx import partition_docx
-
-            return partition_docx(filename=str(path))
         if kind.name == "pptx":
             from unstructured.partition.pptx import partition_pptx
 
