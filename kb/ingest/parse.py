@@ -13,9 +13,13 @@ What each format yields (`Block.page`, `Block.level`):
 - XLSX: openpyxl (kb/ingest/sheets.py); page is the sheet number, the sheet name a level-1 title
   block, each row "Header: value; ..." under its header.
 - CSV (comma, semicolon or tab, detected from the content): the same row rendering; no pages.
-- HTML and Markdown: `unstructured`; h1-h6 and #-###### become title blocks of levels 1-6.
-- Plain text: `unstructured`; short lines that look like headings become title blocks without a level.
-Tables in DOCX, PPTX and HTML are rendered row by row like sheets.
+- HTML: lxml (kb/ingest/markup.py) after the nesting is bounded; h1-h6 become title blocks of levels 1-6.
+- Markdown: markdown-it-py (kb/ingest/markdown.py); #-###### and setext headings are levels 1-6.
+- Plain text: kb/ingest/markup.py; a lone short line without closing punctuation is a title block without
+  a level.
+Tables in DOCX, PPTX, HTML and Markdown are rendered row by row like sheets. Every reader but PPTX's (and the
+optional unstructured PDF path) runs in time linear in the file's size; the parser process's time limit
+grows with the size too (kb/ingest/sandbox.py).
 """
 
 from __future__ import annotations
@@ -33,14 +37,14 @@ from lxml import etree
 
 from kb.ingest import encoding, ocr, safety, sheets
 from kb.ingest.chunk import Block
+from kb.ingest.markdown import markdown_blocks
+from kb.ingest.markup import html_blocks, text_blocks
 
 logger = logging.getLogger(__name__)
 
 # unstructured categories that are page furniture rather than content
 _SKIPPED_CATEGORIES = {"Header", "Footer", "PageBreak", "PageNumber", "Image", "Figure"}
 _TITLE_CATEGORIES = {"Title"}
-# Formats whose title elements carry a real depth (heading styles, h1-h6, #-######)
-_LEVELLED_KINDS = {"docx", "html", "markdown"}
 
 MAX_ZIP_UNCOMPRESSED = 200 * 1024 * 1024
 MAX_ZIP_RATIO = 100
@@ -163,6 +167,12 @@ def parse_file(path: Path, original_name: str = "") -> Parsed:
         blocks = _csv(path, original_name)
     elif kind.name == "docx":
         blocks = _docx(path)
+    elif kind.name == "markdown":
+        blocks = _trailing_titles_as_text(markdown_blocks(_decode(path.read_bytes())))
+    elif kind.name == "html":
+        blocks = _trailing_titles_as_text(html_blocks(safety.flatten_html(_decode(path.read_bytes()))))
+    elif kind.name == "text":
+        blocks = _trailing_titles_as_text(text_blocks(_decode(path.read_bytes())))
     else:
         blocks = _blocks(_partition(path, kind), kind)
         if kind.name == "pptx":
@@ -226,8 +236,8 @@ def _blocks(elements: list, kind: FileKind) -> list[Block]:  # type: ignore[type
             else:
                 blocks.append(Block(text=text, kind="title", page=page, level=1))
             continue
-        level = depth + 1 if isinstance(depth, int) and kind.name in _LEVELLED_KINDS else None
-        blocks.append(Block(text=text, kind="title", page=page, level=level))
+        # unstructured's PDF titles are guesses from the layout, without a real depth
+        blocks.append(Block(text=text, kind="title", page=page))
     return _trailing_titles_as_text(blocks)
 
 
@@ -290,18 +300,6 @@ def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
             from unstructured.partition.pdf import partition_pdf
 
             return partition_pdf(filename=str(path), strategy="fast", languages=["eng", "fra", "chi_sim"])
-        if kind.name == "html":
-            from unstructured.partition.html import partition_html
-
-            return partition_html(text=_decode(path.read_bytes()))
-        if kind.name == "markdown":
-            from unstructured.partition.md import partition_md
-
-            return partition_md(text=_decode(path.read_bytes()))
-        if kind.name == "text":
-            from unstructured.partition.text import partition_text
-
-            return partition_text(text=_decode(path.read_bytes()))
         if kind.name == "pptx":
             from unstructured.partition.pptx import partition_pptx
 
