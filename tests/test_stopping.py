@@ -67,7 +67,9 @@ def test_a_parser_dies_with_the_process_that_started_it(tmp_path):
     )
     path = tmp_path / "notes.txt"
     path.write_text("The pump is checked every week.\n")
-    worker = subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=BASE_DIR, stdout=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], cwd=BASE_DIR, stdout=subprocess.PIPE, text=True
+    )
     try:
         parser = int(worker.stdout.readline())  # type: ignore[union-attr]
         assert _alive(parser)
