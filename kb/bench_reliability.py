@@ -49,6 +49,11 @@ def kill_corpus(directory: Path, count: int) -> list[Path]:
     return paths
 
 
+def _half(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
 def hostile_corpus(directory: Path) -> list[Path]:
     """Files of the kinds that have stalled or crashed parsers elsewhere, each small enough to build fast."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -65,7 +70,7 @@ def hostile_corpus(directory: Path) -> list[Path]:
         "garbage-high-bytes.txt": bytes(0xA1 + (i * 37) % 94 for i in range(200_000)),
         "runaway-quote.csv": b'name,comment\nx,"' + b"never closed " * 20_000 + b"\n",
         "executable-named.pdf": b"\x7fELF" + bytes(4000),
-        "truncated.pdf": (BASE_DIR / "kb" / "demo" / "lumen-k3-manual.en.pdf").read_bytes()[:20_000],
+        "truncated.pdf": _half(BASE_DIR / "kb" / "demo" / "lumen-k3-manual.en.pdf"),
         "not-a-pdf-at-all.pdf": b"%PDF-1.7\n" + b"1 0 obj << /Kids [" * 5000,
     }
     for name, data in files.items():

@@ -162,11 +162,11 @@ def decode(data: bytes, *, partial: bool = False) -> str:
         if text is None:
             raise UndecodableText(gettext("The file is neither a supported document format nor readable text."))
         return text
-    if (text := _try(data, "utf_8", partial=partial)) is not None:
-        return text
     controls = sum(1 for byte in data[:8192] if byte < 0x20 and byte not in _WHITESPACE_BYTES)
     if controls > len(data[:8192]) * MAX_CONTROL_BYTES:
         raise UndecodableText(gettext("The file is neither a supported document format nor readable text."))
+    if (text := _try(data, "utf_8", partial=partial)) is not None:
+        return text
     declared = _declared(data)
     if declared is not None:
         text = _try(data, declared, partial=partial)

@@ -168,7 +168,9 @@ def parse_file(path: Path, original_name: str = "") -> Parsed:
     elif kind.name == "docx":
         blocks = _docx(path)
     elif kind.name == "markdown":
-        blocks = _trailing_titles_as_text(markdown_blocks(_decode(path.read_bytes())))
+        text = _decode(path.read_bytes())
+        # nesting past markdown-it's limit drops what is inside it: such a file is read as plain text
+        blocks = _trailing_titles_as_text(markdown_blocks(text) or text_blocks(text))
     elif kind.name == "html":
         blocks = _trailing_titles_as_text(html_blocks(safety.flatten_html(_decode(path.read_bytes()))))
     elif kind.name == "text":

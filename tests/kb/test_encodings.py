@@ -112,6 +112,13 @@ def test_bytes_that_decode_only_to_garbage_fail_with_a_reason(tmp_path):
         parse_file(path, path.name)
 
 
+def test_control_characters_are_not_text_even_when_they_are_valid_utf8(tmp_path):
+    path = tmp_path / "controls.txt"
+    path.write_bytes(bytes(range(1, 32)) * 200)
+    with pytest.raises(ParseError, match="neither a supported document format nor readable text"):
+        parse_file(path, path.name)
+
+
 def test_random_binary_is_not_text(tmp_path):
     path = tmp_path / "blob.txt"
     path.write_bytes(os.urandom(8000))

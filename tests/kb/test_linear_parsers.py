@@ -84,6 +84,12 @@ def test_deep_html_keeps_all_its_text():
     assert flatten_html(shallow) is shallow  # an ordinary page is not rewritten
 
 
+def test_markdown_nested_past_the_limit_is_read_as_text(tmp_path):
+    path = tmp_path / "quotes.md"
+    path.write_text(">" * 10_000 + " the deepest advice", encoding="utf-8")
+    assert "the deepest advice" in parse_file(path, path.name).blocks[0].text
+
+
 def test_markdown_blocks_headings_lists_tables_code_and_front_matter():
     text = (
         "---\ntitle: Guide\nauthor: someone\n---\n"

@@ -21,6 +21,7 @@ def test_every_hostile_file_is_done_or_failed_within_its_allowance_and_the_produ
     assert "zip bomb" in outcomes["zip-bomb.docx"]
     assert outcomes["billion-laughs.docx"].startswith("failed")
     assert "encoding could not be recognised" in outcomes["garbage-high-bytes.txt"]
+    assert outcomes["control-characters.txt"].startswith("failed")
     assert still_answering()
 
 
