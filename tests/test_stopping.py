@@ -170,6 +170,46 @@ def test_ctrl_c_during_a_long_parse_leaves_no_process_behind(tmp_path):
     assert "Traceback" not in log[log.index("Ctrl-C") :], log[-3000:]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_web_server_closes_websockets_with_going_away_when_it_stops(user):
+    import urllib.request
+
+    from django.test import Client
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from config.web import command
+
+    port = free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    server = subprocess.Popen(command("127.0.0.1", port), cwd=BASE_DIR, **quiet)  # type: ignore[call-overload]
+    try:
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            except urllib.error.HTTPError:
+                return True  # 503 is an answer too
+            except OSError:
+                assert server.poll() is None
+                return False
+            return True
+
+        _wait(up, 60, "the web server")
+        client = Client()
+        client.force_login(user)
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        url, origin = f"ws://127.0.0.1:{port}/ws/chat/", f"http://127.0.0.1:{port}"
+        with connect(url, origin=origin, additional_headers={"Cookie": cookie}) as socket:  # type: ignore[arg-type]
+            server.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=20)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        server.wait(20)
+    finally:
+        server.kill()
+
+
 def test_a_management_command_stops_the_postgres_it_started():
     var_dir = Path(tempfile.mkdtemp(prefix="docent-test-pg-"))
     os.chmod(var_dir, 0o755)  # the embedded Postgres runs as its own system user when we are root
