@@ -80,10 +80,11 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         pass
 
 
-def _wait_group(process: subprocess.Popen[bytes], seconds: float) -> bool:
-    """Wait until the process and everything in its process group is gone; False when time ran out."""
+def _wait_group(process: subprocess.Popen[bytes], seconds: float, *, hurried: bool = True) -> bool:
+    """Wait until the process and everything in its process group is gone; False when time ran out (or,
+    when `hurried`, at a second Ctrl-C)."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not _hurry:
+    while time.monotonic() < deadline and not (hurried and _hurry):
         process.poll()
         if process.returncode is not None and not _group_alive(process.pid):
             return True
@@ -104,7 +105,7 @@ def stop(name: str, process: subprocess.Popen[bytes], *, grace_s: float, escalat
         following = steps[index + 1].name if index + 1 < len(steps) else "SIGKILL to its process group"
         log(f"{name} has not stopped after {grace_s:g} s; {following}")
     _signal_group(process, signal.SIGKILL)
-    if not _wait_group(process, 5):
+    if not _wait_group(process, 5, hurried=False):
         log(f"{name}: process group {process.pid} is still running after SIGKILL")
 
 
