@@ -157,8 +157,11 @@ def decode(data: bytes, *, partial: bool = False) -> str:
                 raise UndecodableText(gettext("The file starts with a Unicode mark but its text is not valid Unicode."))
             return text.lstrip("\ufeff")
     if b"\x00" in data[:65536]:
-        # No legacy text encoding writes NUL bytes: UTF-16 without a mark, or binary data.
+        # No legacy text encoding writes NUL bytes: UTF-16 without a mark, binary data, or (a few stray NULs
+        # some exporters pad with) UTF-8.
         text = _best(data, ["utf_16_le", "utf_16_be"], partial=partial)
+        if text is None and data.count(b"\x00") <= len(data) * MAX_CONTROL_BYTES:
+            text = _try(data.replace(b"\x00", b""), "utf_8", partial=partial)
         if text is None:
             raise UndecodableText(gettext("The file is neither a supported document format nor readable text."))
         return text

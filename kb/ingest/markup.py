@@ -11,7 +11,8 @@ the head are left out.
 
 Plain text: paragraphs are separated by blank lines; a paragraph's wrapped lines are joined (with no space
 between two Chinese characters); list items (-, *, •, 1., a)) stay one block each; a lone short line without
-closing punctuation, followed by more text, is a title block without a level.
+closing punctuation, followed by more text, is a title block without a level (three or more such lines in a
+row are a list: text).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ _LIST_ITEM = re.compile(
 _CLOSING = tuple(".!?;:,。！？；：，…)]»”\"'")
 _TITLE_CHARS = 80
 _TITLE_WORDS = 12
+_MAX_TITLES_IN_A_ROW = 2  # a chapter and its section; more short lines in a row are a list
 
 
 def _join(lines: list[str]) -> str:
@@ -161,9 +163,16 @@ def text_blocks(text: str) -> list[Block]:
             current = []
     if current:
         paragraphs.append(current)
+    titles = [_looks_like_title(paragraph) for paragraph in paragraphs]
+    for start in range(len(titles)):  # three or more short lines in a row are a list, not headings
+        end = start
+        while end < len(titles) and titles[end]:
+            end += 1
+        if end - start >= _MAX_TITLES_IN_A_ROW + 1:
+            titles[start:end] = [False] * (end - start)
     blocks: list[Block] = []
     for index, paragraph in enumerate(paragraphs):
-        if _looks_like_title(paragraph) and index + 1 < len(paragraphs):
+        if titles[index] and index + 1 < len(paragraphs):
             blocks.append(Block(text=paragraph[0], kind="title"))
             continue
         item: list[str] = []

@@ -119,6 +119,12 @@ def test_control_characters_are_not_text_even_when_they_are_valid_utf8(tmp_path)
         parse_file(path, path.name)
 
 
+def test_a_few_stray_nul_bytes_do_not_make_utf8_text_binary(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes("Ville;Prix\nNîmes;12 €\nSète;9 €\n".encode() * 40 + b"\x00\x00")
+    assert "Ville: Nîmes; Prix: 12 €" in [b.text for b in parse_file(path, path.name).blocks]
+
+
 def test_random_binary_is_not_text(tmp_path):
     path = tmp_path / "blob.txt"
     path.write_bytes(os.urandom(8000))

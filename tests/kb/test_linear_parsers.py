@@ -126,6 +126,13 @@ def test_plain_text_titles_lists_and_wrapped_lines():
     ]
 
 
+def test_plain_text_short_lines_in_a_row_are_a_list_not_headings():
+    blocks = text_blocks("Members\n\nAlice Martin\n\nBob Chen\n\nCarol Diaz\n\nThey meet on Mondays.\n")
+    assert [b.kind for b in blocks] == ["text"] * 5
+    blocks = text_blocks("Chapter 2\n\nSafety\n\nUnplug the kettle first.\n")
+    assert [b.kind for b in blocks] == ["title", "title", "text"]
+
+
 def test_a_hostile_markdown_file_parses_in_seconds(tmp_path):
     """The file that kept a worker busy for minutes: 50 kB, mostly unclosed brackets."""
     path = tmp_path / "notes.md"
