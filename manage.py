@@ -26,8 +26,14 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     from django.core.management import execute_from_command_line
 
-    if len(sys.argv) > 1 and sys.argv[1] in PRODUCT_COMMANDS and not os.environ.get("DATABASE_URL"):
-        migrate_embedded_database()
+    if not os.environ.get("DATABASE_URL"):
+        # The embedded Postgres, started on demand; stopped again when the command ends if it started it and
+        # nothing else is connected (config.services.embedded_postgres_for_command).
+        from config.services import embedded_postgres_for_command
+
+        os.environ["DATABASE_URL"] = embedded_postgres_for_command()
+        if len(sys.argv) > 1 and sys.argv[1] in PRODUCT_COMMANDS:
+            migrate_embedded_database()
     execute_from_command_line(sys.argv)
 
 

@@ -2,11 +2,20 @@
 
 python -m config.launcher run    # services, migrations, demo, admin, web + worker in the foreground
 python -m config.launcher test   # throwaway Postgres + Redis on free ports, then pytest
+
+Stopping (Ctrl-C, SIGTERM, or a process that exits) goes in dependency order: the web server first, so
+that open websockets are closed while Redis still answers; then the Celery worker, whose warm shutdown
+(finish the current task) is bounded by `DOCENT_WORKER_STOP_S` before a cold one and then SIGKILL of its
+whole process group (pool processes and their parser children); then Redis, then PostgreSQL. Web and
+worker run in process groups of their own, so the terminal's Ctrl-C reaches only this launcher, which
+decides the order; each dies with the launcher if the launcher itself is killed (`PR_SET_PDEATHSIG`).
+A second Ctrl-C skips the remaining grace periods. The last line says whether anything is left running.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import secrets
 import signal
@@ -14,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -32,6 +42,71 @@ def log(message: str) -> None:
 
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], check=True, env=env, cwd=BASE_DIR)
+
+
+_PR_SET_PDEATHSIG = 1
+_hurry = False  # a second Ctrl-C while stopping: no more grace periods
+
+
+def _die_with_launcher() -> None:
+    """In a child, before exec: be sent SIGTERM when the launcher dies, however it dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def spawn(argv: Sequence[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """A child in its own process group (Ctrl-C in the terminal does not reach it), dying with us."""
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        list(argv), env=env, cwd=BASE_DIR, process_group=0, preexec_fn=_die_with_launcher, **kwargs
+    )
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_group(process: subprocess.Popen[bytes], seconds: float, *, hurried: bool = True) -> bool:
+    """Wait until the process and everything in its process group is gone; False when time ran out (or,
+    when `hurried`, at a second Ctrl-C)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (hurried and _hurry):
+        process.poll()
+        if process.returncode is not None and not _group_alive(process.pid):
+            return True
+        time.sleep(0.1)
+    process.poll()
+    return process.returncode is not None and not _group_alive(process.pid)
+
+
+def stop(name: str, process: subprocess.Popen[bytes], *, grace_s: float, escalate: Sequence[int] = ()) -> None:
+    """SIGTERM, then each of `escalate` (Celery's SIGQUIT: cold shutdown), `grace_s` apart, then SIGKILL to
+    the whole process group, until nothing of it is left."""
+    steps = [signal.SIGTERM, *escalate]
+    for index, sig in enumerate(steps):
+        if process.poll() is None:
+            process.send_signal(sig)  # the leader stops its own children its way
+        if _wait_group(process, grace_s):
+            return
+        following = steps[index + 1].name if index + 1 < len(steps) else "SIGKILL to its process group"
+        log(f"{name} has not stopped after {grace_s:g} s; {following}")
+    _signal_group(process, signal.SIGKILL)
+    if not _wait_group(process, 5, hurried=False):
+        log(f"{name}: process group {process.pid} is still running after SIGKILL")
 
 
 def terminate(processes: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
@@ -89,50 +164,63 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "PYTHONUNBUFFERED": "1"}
     port = int(env.get("PORT", "8000"))
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        start_services(stack, env, var_dir=VAR_DIR, redis_port=int(env.get("DOCENT_REDIS_PORT", "6380")))
-        manage("migrate", "--noinput", "-v", "0", env=env)
-        manage("collectstatic", "--noinput", "-v", "0", env=env)
-        ensure_admin(env)
-        log("loading the demo knowledge base (skips documents already ingested)")
-        manage("ingest", str(DEMO_DIR), "--kb", DEMO_KB, "--create", "--name", "Demo: Lumen K3 manual", env=env)
-        # a demo base from an earlier version moves to the configured embedder (nothing to do when it is there)
-        manage("reembed", "--kb", DEMO_KB, env=env)
-        children = [
-            subprocess.Popen(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "-Q",
-                    "ingest,default",
-                    "-c",
-                    "1",
-                    "-l",
-                    "info",
-                    "-n",
-                    f"docent-{os.getpid()}@%h",
-                ],
-                env=env,
-                cwd=BASE_DIR,
-            ),
-            subprocess.Popen(
-                web_command("127.0.0.1", port, env),
-                env={**env, "DOCENT_PRELOAD": "1"},
-                cwd=BASE_DIR,
-            ),
-        ]
-        stack.callback(lambda: (log("stopping web and worker"), terminate(children)))
-        log(f"Docent is running at http://127.0.0.1:{port}/ — Ctrl-C stops everything")
-        try:
-            while all(child.poll() is None for child in children):
-                time.sleep(0.5)
-            log("a process exited; shutting down")
-            return 1
-        except KeyboardInterrupt:
-            log("Ctrl-C: shutting down")
-            return 0
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it the way Ctrl-C does
+    groups: list[int] = []
+    try:
+        with ExitStack() as stack:
+            start_services(stack, env, var_dir=VAR_DIR, redis_port=int(env.get("DOCENT_REDIS_PORT", "6380")))
+            manage("migrate", "--noinput", "-v", "0", env=env)
+            manage("collectstatic", "--noinput", "-v", "0", env=env)
+            ensure_admin(env)
+            if env.get("DOCENT_DEMO", "1") != "0":
+                log("loading the demo knowledge base (skips documents already ingested)")
+                manage("ingest", str(DEMO_DIR), "--kb", DEMO_KB, "--create", "--name", "Demo: Lumen K3 manual", env=env)
+                # a demo base from an earlier version moves to the configured embedder (nothing to do when it is there)
+                manage("reembed", "--kb", DEMO_KB, env=env)
+            worker_argv = [str(BIN / "celery"), "-A", "config", "worker", "-Q", "ingest,default", "-c", "1"]
+            worker = spawn([*worker_argv, "-l", "info", "-n", f"docent-{os.getpid()}@%h"], env)
+            groups.append(worker.pid)
+            worker_grace = float(env.get("DOCENT_WORKER_STOP_S", "10"))
+            stack.callback(stop, "worker", worker, grace_s=worker_grace, escalate=[signal.SIGQUIT])
+            stack.callback(log, "stopping the worker")
+            web = spawn(web_command("127.0.0.1", port, env), {**env, "DOCENT_PRELOAD": "1"})
+            groups.append(web.pid)
+            stack.callback(stop, "web server", web, grace_s=10)
+            stack.callback(log, "stopping the web server")
+            log(f"Docent is running at http://127.0.0.1:{port}/ — Ctrl-C stops everything")
+            try:
+                while web.poll() is None and worker.poll() is None:
+                    time.sleep(0.5)
+                log("a process exited; shutting down")
+                return 1
+            except KeyboardInterrupt:
+                log("Ctrl-C: shutting down (Ctrl-C again to skip the grace periods)")
+                signal.signal(signal.SIGINT, _hurry_up)
+                signal.signal(signal.SIGTERM, _hurry_up)
+                return 0
+    except KeyboardInterrupt:
+        log("interrupted while starting")
+        return 130
+    finally:
+        report_left_running(groups)
+
+
+def _hurry_up(signum: int, frame: object) -> None:
+    global _hurry
+    _hurry = True
+    log("Ctrl-C again: stopping without waiting")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def report_left_running(groups: Sequence[int]) -> None:
+    left = [pgid for pgid in groups if _group_alive(pgid)]
+    if left:
+        log(f"left running: process groups {left} (kill them with: kill -9 -- -PGID)")
+    else:
+        log("stopped; nothing Docent started is left running")
 
 
 def test(args: argparse.Namespace) -> int:

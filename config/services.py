@@ -7,6 +7,7 @@ variables are unset.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -62,6 +63,65 @@ def embedded_postgres_url(pgdata: Path | None = None) -> str:
     return str(embedded_postgres(pgdata).get_uri())
 
 
+def postgres_running(pgdata: Path | None = None) -> bool:
+    """Whether the embedded cluster's postmaster is up (its pid file names a live process)."""
+    pid_file = (pgdata or VAR_DIR / "pgdata") / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def embedded_postgres_for_command(pgdata: Path | None = None) -> str:
+    """The embedded cluster's URL for a management command, starting the cluster on demand.
+
+    A cluster this command started is stopped when the command ends, unless another client (a server from
+    `make run`, another command) is connected then; `DOCENT_KEEP_POSTGRES=1` keeps it running.
+    """
+    pgdata = pgdata or VAR_DIR / "pgdata"
+    was_running = postgres_running(pgdata)
+    server = embedded_postgres(pgdata)
+    uri = str(server.get_uri())
+    if not was_running and os.environ.get("DOCENT_KEEP_POSTGRES") != "1":
+        atexit.register(_stop_if_unused, server, uri)
+    return uri
+
+
+def _stop_if_unused(server, uri: str) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    if "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+    try:
+        import psycopg
+
+        with psycopg.connect(uri, connect_timeout=5) as connection:
+            (others,) = connection.execute(
+                "select count(*) from pg_stat_activity where backend_type = 'client backend' "
+                "and pid <> pg_backend_pid()"
+            ).fetchone()  # type: ignore[misc]
+    except Exception as exc:  # noqa: BLE001 - at exit, report and leave it
+        print(f"[docent] the embedded PostgreSQL is left running ({exc})", file=sys.stderr)
+        return
+    if others:
+        print(
+            f"[docent] the embedded PostgreSQL this command started is in use by {others} other connection(s) "
+            "and keeps running; stop it with: python -m config.services stop-postgres",
+            file=sys.stderr,
+        )
+        return
+    server.stop()
+
+
 def stop_embedded_postgres(pgdata: Path | None = None) -> None:
     server = embedded_postgres(pgdata)
     server.stop()
@@ -77,6 +137,17 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: be sent SIGTERM when the process that started it dies (Linux)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -104,6 +175,9 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        # its own process group: the terminal's Ctrl-C goes to whoever started it, which stops it last
+        process_group=0,
+        preexec_fn=_die_with_parent,
     )
     deadline = time.monotonic() + 10
     while not port_open("127.0.0.1", port):
@@ -114,3 +188,16 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
             raise RuntimeError("redis-server did not start within 10 s")
         time.sleep(0.05)
     return process
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["stop-postgres"]:
+        if postgres_running():
+            stop_embedded_postgres()
+            print("[docent] stopped the embedded PostgreSQL")
+        else:
+            print("[docent] the embedded PostgreSQL is not running")
+    else:
+        sys.exit("usage: python -m config.services stop-postgres")

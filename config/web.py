@@ -6,6 +6,10 @@ that went to sleep, a half-open connection — cannot answer a ping, so whatever
 freed within interval + timeout (50 s by default); in that time it can have been sent at most the answers
 its rate limit allows. `make run` (config.launcher) and the production image both start the server here.
 
+On shutdown (SIGTERM, SIGINT) every open websocket is closed with code 1001, "going away", before the
+applications are cancelled: a browser sees a server restart, not an abnormal closure (1006), and the page
+reconnects.
+
     python -m config.web [--host 127.0.0.1] [--port 8000]
 """
 
@@ -23,6 +27,7 @@ def command(host: str, port: int, env: Mapping[str, str] | None = None) -> list[
     return [
         sys.executable,
         "-m",
+        "config.web",
         "daphne",
         "-b",
         host,
@@ -36,7 +41,43 @@ def command(host: str, port: int, env: Mapping[str, str] | None = None) -> list[
     ]
 
 
+CLOSE_GRACE_S = 1.0
+
+
+def _daphne(argv: list[str]) -> None:
+    """daphne's own command line, with a server that says goodbye to its websockets."""
+    from daphne.cli import CommandLineInterface
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import defer, reactor
+
+    class GoodbyeServer(Server):  # type: ignore[misc]
+        def kill_all_applications(self):  # type: ignore[no-untyped-def]
+            open_sockets = [
+                protocol
+                for protocol in self.connections
+                if isinstance(protocol, WebSocketProtocol) and protocol.state == WebSocketProtocol.STATE_OPEN
+            ]
+            for protocol in open_sockets:
+                # 1001 "going away" (autobahn's sendClose allows applications only 1000 and 3000-4999)
+                protocol.sendCloseFrame(code=1001, reasonUtf8=b"server stopping", isReply=False)
+            if not open_sockets:
+                return super().kill_all_applications()
+            # a moment for the closing handshakes before the applications are cancelled and the sockets cut
+            waited = defer.Deferred()
+            reactor.callLater(CLOSE_GRACE_S, waited.callback, None)
+            waited.addCallback(lambda _: Server.kill_all_applications(self))
+            return waited
+
+    interface = CommandLineInterface()
+    interface.server_class = GoodbyeServer
+    interface.run(argv)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["daphne"]:
+        _daphne(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))

@@ -21,6 +21,11 @@ LEGACY_OFFICE = gettext_noop(
 )
 BINARY_FILE = gettext_noop("This file type is not supported (binary data that is not PDF, HTML, text or Office XML).")
 NOT_A_DOCUMENT = gettext_noop("The file is neither a supported document format nor readable text.")
+TEXT_BAD_UNICODE = gettext_noop("The file starts with a Unicode mark but its text is not valid Unicode.")
+TEXT_ENCODING_UNKNOWN = gettext_noop(
+    "The file's text encoding could not be recognised (it decodes only to garbled characters); "
+    "save it as UTF-8 and upload it again."
+)
 ZIP_TOO_MANY_FILES = gettext_noop("The archive holds too many files to be a document (possible zip bomb).")
 ZIP_BOMB = gettext_noop("The file expands to %(mb)s MB (%(ratio)s× its size): refused as a possible zip bomb.")
 ZIP_CORRUPT = gettext_noop("The file looks like an Office document, but its ZIP archive is corrupt.")
@@ -59,6 +64,7 @@ PARSE_TIMEOUT = gettext_noop(
     "Parsing this file took longer than %(seconds)s s and was stopped; split the document or ask an "
     "administrator to raise DOCENT_PARSE_TIMEOUT_S."
 )
+PARSER_STARTUP = gettext_noop("The parser process did not start in time; try again later.")
 PARSER_STOPPED = gettext_noop("The parser stopped on this file (exit status %(code)s); the file may be malformed.")
 PARSER_OUT_OF_MEMORY = gettext_noop("Parsing this file ran out of memory.")
 PARSER_FAILED = gettext_noop("The file could not be parsed (%(error)s).")

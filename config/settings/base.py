@@ -228,7 +228,11 @@ DOCENT_CHUNK_TOKENS = int(env("DOCENT_CHUNK_TOKENS", "224"))
 DOCENT_CHUNK_OVERLAP_TOKENS = int(env("DOCENT_CHUNK_OVERLAP_TOKENS", "48"))
 DOCENT_CHUNK_CONTEXT_TOKENS = 32
 # Ingestion limits and fault handling (kb.ingest.sandbox, kb.ingest.lease).
+# A file's parse may take DOCENT_PARSE_TIMEOUT_MIN_S plus DOCENT_PARSE_TIMEOUT_S_PER_MB a MB, at most
+# DOCENT_PARSE_TIMEOUT_S: a small file cannot hold a worker for minutes.
 DOCENT_PARSE_TIMEOUT_S = float(env("DOCENT_PARSE_TIMEOUT_S", "600"))
+DOCENT_PARSE_TIMEOUT_MIN_S = float(env("DOCENT_PARSE_TIMEOUT_MIN_S", "30"))
+DOCENT_PARSE_TIMEOUT_S_PER_MB = float(env("DOCENT_PARSE_TIMEOUT_S_PER_MB", "60"))
 DOCENT_PARSE_MEMORY_MB = int(env("DOCENT_PARSE_MEMORY_MB", "2048"))
 DOCENT_INGEST_TIME_LIMIT_S = int(env("DOCENT_INGEST_TIME_LIMIT_S", "1800"))
 DOCENT_INGEST_STALE_S = int(env("DOCENT_INGEST_STALE_S", "60"))  # heartbeat older than this: worker gone

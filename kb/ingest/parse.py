@@ -7,14 +7,19 @@ zip bomb, hostile XML, an unsupported format) raises `ParseError` with one sente
 What each format yields (`Block.page`, `Block.level`):
 - PDF: pdfium's text layer (kb/ingest/pdf.py), page numbers; pages that are only scanned images are
   OCRed (kb/ingest/ocr.py) when tesseract is installed.
-- DOCX: `unstructured`; Title/Heading N styles become title blocks of level N; no page numbers.
+- DOCX: kb/ingest/docx.py, in reading order with text boxes, SmartArt, footnotes and endnotes; Title and
+  Heading N styles become title blocks of level N; no page numbers.
 - PPTX: `unstructured`; page is the slide number, the slide's title is a level-1 title block.
 - XLSX: openpyxl (kb/ingest/sheets.py); page is the sheet number, the sheet name a level-1 title
   block, each row "Header: value; ..." under its header.
 - CSV (comma, semicolon or tab, detected from the content): the same row rendering; no pages.
-- HTML and Markdown: `unstructured`; h1-h6 and #-###### become title blocks of levels 1-6.
-- Plain text: `unstructured`; short lines that look like headings become title blocks without a level.
-Tables in DOCX, PPTX and HTML are rendered row by row like sheets.
+- HTML: lxml (kb/ingest/markup.py) after the nesting is bounded; h1-h6 become title blocks of levels 1-6.
+- Markdown: markdown-it-py (kb/ingest/markdown.py); #-###### and setext headings are levels 1-6.
+- Plain text: kb/ingest/markup.py; a lone short line without closing punctuation is a title block without
+  a level.
+Tables in DOCX, PPTX, HTML and Markdown are rendered row by row like sheets. Every reader but PPTX's (and the
+optional unstructured PDF path) runs in time linear in the file's size; the parser process's time limit
+grows with the size too (kb/ingest/sandbox.py).
 """
 
 from __future__ import annotations
@@ -28,18 +33,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from lxml import etree
 
 from kb import reasons
-from kb.ingest import ocr, safety, sheets
+from kb.ingest import encoding, ocr, safety, sheets
 from kb.ingest.chunk import Block
+from kb.ingest.markdown import markdown_blocks
+from kb.ingest.markup import html_blocks, text_blocks
 
 logger = logging.getLogger(__name__)
 
 # unstructured categories that are page furniture rather than content
 _SKIPPED_CATEGORIES = {"Header", "Footer", "PageBreak", "PageNumber", "Image", "Figure"}
 _TITLE_CATEGORIES = {"Title"}
-# Formats whose title elements carry a real depth (heading styles, h1-h6, #-######)
-_LEVELLED_KINDS = {"docx", "html", "markdown"}
 
 MAX_ZIP_UNCOMPRESSED = 200 * 1024 * 1024
 MAX_ZIP_RATIO = 100
@@ -97,21 +103,10 @@ def sniff(path: Path, original_name: str = "") -> FileKind:
 
 
 def _decode(data: bytes, *, partial: bool = False) -> str:
-    for encoding in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError as exc:
-            # A multi-byte character cut at the end of a partial read is not an error.
-            if partial and exc.start >= len(data) - 4:
-                return data[: exc.start].decode(encoding, errors="strict")
-    for encoding in ("gb18030", "cp1252"):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if "\x00" not in text:
-            return text
-    raise ParseError(reasons.NOT_A_DOCUMENT)
+    try:
+        return encoding.decode(data, partial=partial)
+    except encoding.UndecodableText as exc:
+        raise ParseError(str(exc)) from exc
 
 
 def _sniff_zip(path: Path) -> FileKind:
@@ -165,6 +160,16 @@ def parse_file(path: Path, original_name: str = "") -> Parsed:
         blocks, pages = _xlsx(path)
     elif kind.name == "csv":
         blocks = _csv(path, original_name)
+    elif kind.name == "docx":
+        blocks = _docx(path)
+    elif kind.name == "markdown":
+        text = _decode(path.read_bytes())
+        # nesting past markdown-it's limit drops what is inside it: such a file is read as plain text
+        blocks = _trailing_titles_as_text(markdown_blocks(text) or text_blocks(text))
+    elif kind.name == "html":
+        blocks = _trailing_titles_as_text(html_blocks(safety.flatten_html(_decode(path.read_bytes()))))
+    elif kind.name == "text":
+        blocks = _trailing_titles_as_text(text_blocks(_decode(path.read_bytes())))
     else:
         blocks = _blocks(_partition(path, kind), kind)
         if kind.name == "pptx":
@@ -226,14 +231,28 @@ def _blocks(elements: list, kind: FileKind) -> list[Block]:  # type: ignore[type
             else:
                 blocks.append(Block(text=text, kind="title", page=page, level=1))
             continue
-        level = depth + 1 if isinstance(depth, int) and kind.name in _LEVELLED_KINDS else None
-        blocks.append(Block(text=text, kind="title", page=page, level=level))
-    # Headings with no body after them name no chunk and would be lost: a text file of short lines is
-    # all "titles" to unstructured's heuristics. They are body text.
+        # unstructured's PDF titles are guesses from the layout, without a real depth
+        blocks.append(Block(text=text, kind="title", page=page))
+    return _trailing_titles_as_text(blocks)
+
+
+def _trailing_titles_as_text(blocks: list[Block]) -> list[Block]:
+    """Headings with no body after them name no chunk and would be lost: a text file of short lines is
+    all "titles" to unstructured's heuristics. They are body text."""
     index = len(blocks)
     while index and blocks[index - 1].kind == "title":
         index -= 1
     return blocks[:index] + [Block(text=b.text, page=b.page) for b in blocks[index:]]
+
+
+def _docx(path: Path) -> list[Block]:
+    from kb.ingest.docx import docx_blocks
+
+    try:
+        return _trailing_titles_as_text(docx_blocks(path))
+    except (etree.LxmlError, KeyError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        logger.info("unreadable DOCX %s: %r", path, exc)
+        raise ParseError("The DOCX file could not be read; it may be damaged or saved in an unusual way.") from exc
 
 
 def _xlsx(path: Path) -> tuple[list[Block], int]:
@@ -276,22 +295,6 @@ def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
             from unstructured.partition.pdf import partition_pdf
 
             return partition_pdf(filename=str(path), strategy="fast", languages=["eng", "fra", "chi_sim"])
-        if kind.name == "html":
-            from unstructured.partition.html import partition_html
-
-            return partition_html(filename=str(path))
-        if kind.name == "markdown":
-            from unstructured.partition.md import partition_md
-
-            return partition_md(text=_decode(path.read_bytes()))
-        if kind.name == "text":
-            from unstructured.partition.text import partition_text
-
-            return partition_text(text=_decode(path.read_bytes()))
-        if kind.name == "docx":
-            from unstructured.partition.docx import partition_docx
-
-            return partition_docx(filename=str(path))
         if kind.name == "pptx":
             from unstructured.partition.pptx import partition_pptx
 

@@ -161,3 +161,48 @@ _REFUSALS = {
 def _refusal(filename: str, reason: str) -> str:
     # one whole sentence per reason (kb.reasons), so that each translates as a sentence
     return _REFUSALS[reason] % {"part": filename[:100]}
+
+
+# HTML nested deeper than this is flattened before it is parsed. libxml2 (lxml, under `unstructured`) stops
+# at 256 levels and silently drops everything after, and a recursive walk over a deep tree is slow; real
+# pages, even exported from Word, stay far below 100.
+MAX_HTML_DEPTH = 128
+_HTML_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,63})\b[^<>]{0,4096}?(/?)>")
+_VOID_ELEMENTS = frozenset(
+    "area base br col embed hr img input link meta param source track wbr basefont frame keygen".split()
+)
+
+
+def flatten_html(text: str, max_depth: int = MAX_HTML_DEPTH) -> str:
+    """`text` with the tags that would nest past `max_depth` removed (their text is kept), in one pass.
+
+    Depth is counted the simple way (every non-void opening tag goes one deeper, every closing tag one
+    back), which is never shallower than what an HTML parser builds from the same tags.
+    """
+    depth = deepest = 0
+    for match in _HTML_TAG.finditer(text):
+        closing, name, self_closing = match.groups()
+        if closing:
+            depth = max(0, depth - 1)
+        elif not self_closing and name.lower() not in _VOID_ELEMENTS:
+            depth += 1
+            deepest = max(deepest, depth)
+    if deepest <= max_depth:
+        return text
+    pieces: list[str] = []
+    depth = position = 0
+    for match in _HTML_TAG.finditer(text):
+        closing, name, self_closing = match.groups()
+        keep = True
+        if closing:
+            keep = depth <= max_depth
+            depth = max(0, depth - 1)
+        elif not self_closing and name.lower() not in _VOID_ELEMENTS:
+            depth += 1
+            keep = depth <= max_depth
+        if not keep:
+            pieces.append(text[position : match.start()])
+            pieces.append(" ")
+            position = match.end()
+    pieces.append(text[position:])
+    return "".join(pieces)

@@ -2,10 +2,19 @@
 
 Parsers are where hostile or merely huge files hurt: a 23 MB PDF took more than 10 GB in unstructured
 (#2129), and a pathological file can keep a parser busy for ever. So every file is parsed by a
-long-lived child process (`python -m kb.ingest.sandbox`) that the ingesting process watches: past
-`DOCENT_PARSE_TIMEOUT_S` seconds or `DOCENT_PARSE_MEMORY_MB` of resident memory the child is killed,
-the document fails with that reason, and the next parse starts a fresh child. The worker that asked
-survives and the queue keeps draining.
+long-lived child process (`python -m kb.ingest.sandbox`) that the ingesting process watches: past its
+time limit or `DOCENT_PARSE_MEMORY_MB` of resident memory the child is killed, the document fails with
+that reason, and the next parse starts a fresh child. The worker that asked survives and the queue keeps
+draining.
+
+The time limit grows with the file: `DOCENT_PARSE_TIMEOUT_MIN_S` plus `DOCENT_PARSE_TIMEOUT_S_PER_MB` for
+each MB, never more than `DOCENT_PARSE_TIMEOUT_S`, so a small file cannot hold a worker for minutes. It
+counts from the moment the child starts on the file: a fresh child's start-up (imports, models) is not
+charged to the file, it has its own limit (`STARTUP_TIMEOUT_S`).
+
+The child dies with the process that started it (Linux `PR_SET_PDEATHSIG`): a worker killed, or stopped
+while a parse runs, leaves no parser behind, and the terminal's Ctrl-C is left to its parent (the child
+ignores SIGINT) so that the parent decides what stops when.
 
 The child stays up between documents (imports and spaCy/unstructured models are paid once), and a
 parse can be submitted before the caller needs its result, so the next document parses while the
@@ -14,11 +23,13 @@ current one is embedded.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -34,7 +45,10 @@ from kb.ingest.parse import Parsed, ParseError
 logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!Q")
+_READY = struct.Struct("!d")
 _POLL_S = 0.05
+STARTUP_TIMEOUT_S = 180.0  # a fresh child's imports on a busy machine
+_PR_SET_PDEATHSIG = 1
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -53,13 +67,20 @@ class ParserProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.pending: tuple[Path, str] | None = None
         self.peak_rss = 0
+        self.ready_at: float | None = None  # when the child said it was ready for work
+        self.submitted_at = 0.0
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
         base_dir = Path(settings.BASE_DIR)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(base_dir), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(base_dir), os.environ.get("PYTHONPATH")])),
+            "DOCENT_PARSER_PARENT": str(os.getpid()),
+        }
+        self.ready_at = None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kb.ingest.sandbox"],
             stdin=subprocess.PIPE,
@@ -95,12 +116,32 @@ class ParserProcess:
             self.process.stdin.write(request.encode())
             self.process.stdin.flush()
         self.pending = (path, original_name)
+        self.submitted_at = time.monotonic()
 
     def result(self, *, timeout_s: float, memory_bytes: int) -> Parsed:
         if self.pending is None or self.process is None or self.process.stdout is None:
             raise RuntimeError("no parse pending")
+        if self.ready_at is None:
+            frame = self._read_frame(
+                memory_bytes=memory_bytes, deadline=self.submitted_at + STARTUP_TIMEOUT_S, startup=True
+            )
+            # CLOCK_MONOTONIC is one clock for every process on the machine
+            (self.ready_at,) = _READY.unpack(frame) if len(frame) == _READY.size else (time.monotonic(),)
+        # The parse began when the child was ready and had the request, whichever came last.
+        deadline = max(self.ready_at, self.submitted_at) + timeout_s
+        body = self._read_frame(memory_bytes=memory_bytes, deadline=deadline, timeout_s=timeout_s)
+        self.pending = None
+        outcome, value = pickle.loads(body)
+        if outcome == "error":
+            raise ParseError(value)
+        return value
+
+    def _read_frame(
+        self, *, memory_bytes: int, deadline: float, timeout_s: float = 0.0, startup: bool = False
+    ) -> bytes:
+        """The child's next length-prefixed answer, watching its memory and the deadline meanwhile."""
+        assert self.process is not None and self.process.stdout is not None
         process, stdout = self.process, self.process.stdout
-        deadline = time.monotonic() + timeout_s
         fd = stdout.fileno()
         self.peak_rss = 0
         while True:
@@ -114,6 +155,8 @@ class ParserProcess:
                 raise ParseError(reasons.PARSE_MEMORY % {"mb": memory_bytes // (1024 * 1024)})
             if time.monotonic() > deadline:
                 self.kill()
+                if startup:
+                    raise ParseError(reasons.PARSER_STARTUP)
                 raise ParseError(reasons.PARSE_TIMEOUT % {"seconds": f"{timeout_s:g}"})
             if process.poll() is not None:
                 break
@@ -129,11 +172,7 @@ class ParserProcess:
             code = process.poll()
             self.kill()
             raise ParseError(reasons.PARSER_STOPPED % {"code": code}) from exc
-        self.pending = None
-        outcome, value = pickle.loads(body)
-        if outcome == "error":
-            raise ParseError(value)
-        return value
+        return body
 
 
 _local = threading.local()
@@ -146,8 +185,18 @@ def _parser() -> ParserProcess:
     return parser
 
 
-def limits() -> tuple[float, int]:
-    return float(settings.DOCENT_PARSE_TIMEOUT_S), int(settings.DOCENT_PARSE_MEMORY_MB) * 1024 * 1024
+def time_limit(size_bytes: int) -> float:
+    """Seconds a file of this size may take to parse: a floor plus so much a MB, up to the ceiling."""
+    scaled = settings.DOCENT_PARSE_TIMEOUT_MIN_S + settings.DOCENT_PARSE_TIMEOUT_S_PER_MB * size_bytes / 1_000_000
+    return float(min(settings.DOCENT_PARSE_TIMEOUT_S, scaled))
+
+
+def limits(path: Path | None = None) -> tuple[float, int]:
+    try:
+        size = path.stat().st_size if path is not None else 0
+    except OSError:
+        size = 0
+    return time_limit(size), int(settings.DOCENT_PARSE_MEMORY_MB) * 1024 * 1024
 
 
 def submit(path: Path, original_name: str = "") -> None:
@@ -156,8 +205,9 @@ def submit(path: Path, original_name: str = "") -> None:
 
 
 def result() -> Parsed:
-    timeout_s, memory_bytes = limits()
-    return _parser().result(timeout_s=timeout_s, memory_bytes=memory_bytes)
+    parser = _parser()
+    timeout_s, memory_bytes = limits(parser.pending[0] if parser.pending else None)
+    return parser.result(timeout_s=timeout_s, memory_bytes=memory_bytes)
 
 
 def pending_for() -> tuple[Path, str] | None:
@@ -179,8 +229,22 @@ def parse_file(path: Path, original_name: str = "") -> Parsed:
     return result()
 
 
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing happens)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os._exit(1)
+
+
 def _serve() -> None:
     """The child: read one JSON request a line, answer each with a length-prefixed pickle."""
+    if parent := os.environ.get("DOCENT_PARSER_PARENT"):
+        die_with_parent(int(parent))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker to handle; it ends this child
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # library prints must not corrupt the answers
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -188,6 +252,10 @@ def _serve() -> None:
 
     django.setup()
     from kb.ingest import parse
+
+    # ready, and since when: what follows is charged to the files, not to the start-up
+    out.write(_HEADER.pack(_READY.size) + _READY.pack(time.monotonic()))
+    out.flush()
 
     for line in sys.stdin:
         request = json.loads(line)

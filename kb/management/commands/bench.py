@@ -1,4 +1,4 @@
-"""manage.py bench {ingest|retrieval|chat|load} [--json FILE]"""
+"""manage.py bench {ingest|retrieval|chat|load|reliability} [--json FILE]"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kb.bench_ingest import bench_ingest
 from kb.benchmarks import bench_retrieval
 
-BENCHMARKS = ("ingest", "retrieval", "chat", "load")
+BENCHMARKS = ("ingest", "retrieval", "chat", "load", "reliability")
 
 
 class Command(BaseCommand):
@@ -28,6 +28,8 @@ class Command(BaseCommand):
         )
         parser.add_argument("--workers", default="1,2", help="ingest: Celery worker processes to time, comma-separated")
         parser.add_argument("--clients", default="1,8,32", help="load: concurrent clients, comma-separated")
+        parser.add_argument("--documents", type=int, default=8, help="reliability: documents ingested under kills")
+        parser.add_argument("--kills", type=int, default=6, help="reliability: worker SIGKILLs during ingestion")
 
     def handle(self, *args: Any, **options: Any) -> None:
         log = self.stdout.write
@@ -36,6 +38,10 @@ class Command(BaseCommand):
             report = bench_retrieval(
                 chunks=options["chunks"], queries=options["queries"], reindex=options["reindex"], log=log
             )
+        elif name == "reliability":
+            from kb.bench_reliability import bench_reliability
+
+            report = bench_reliability(documents=options["documents"], kills=options["kills"], log=log)
         elif name == "ingest":
             files = [Path(f) for f in options["file"] or []]
             workers = [int(n) for n in options["workers"].split(",") if n.strip()]
