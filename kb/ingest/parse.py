@@ -252,7 +252,7 @@ def _docx(path: Path) -> list[Block]:
         return _trailing_titles_as_text(docx_blocks(path))
     except (etree.LxmlError, KeyError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         logger.info("unreadable DOCX %s: %r", path, exc)
-        raise ParseError("The DOCX file could not be read; it may be damaged or saved in an unusual way.") from exc
+        raise ParseError(reasons.UNREADABLE % {"kind": "DOCX"}) from exc
 
 
 def _xlsx(path: Path) -> tuple[list[Block], int]:
