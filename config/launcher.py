@@ -165,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
     port = int(env.get("PORT", "8000"))
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it the way Ctrl-C does
+    # A shell without job control starts `cmd &` with SIGINT ignored, and Python then installs no handler;
+    # Ctrl-C / kill -INT must stop Docent however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     groups: list[int] = []
     try:
         with ExitStack() as stack:
