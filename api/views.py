@@ -23,6 +23,7 @@ from api.models import ApiConversation, ApiKey
 from api.protocol import ApiError
 from api.selectors import api_key_knowledge_base, api_key_knowledge_bases
 from api.services import api_key_authenticate
+from chat.models import QuestionLog
 from chat.services import AnswerError, answer
 from chat.widget.ratelimit import Limit, rate_limit_hit
 from kb import embedder, encoders
@@ -181,6 +182,7 @@ async def chat_completions(request: HttpRequest, key: ApiKey) -> HttpResponse:
             question=chat.question,
             history=chat.history,
             max_tokens=max_tokens,
+            channel=QuestionLog.Channel.API,
         )
     )
     base_url = request.build_absolute_uri("/").rstrip("/")

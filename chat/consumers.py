@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from accounts.language import SocketLanguageMixin, language_from_scope
 from chat import limits
+from chat.models import QuestionLog
 from chat.services import AnswerError, answer
 from kb.selectors import knowledge_base_for_user
 
@@ -25,6 +26,8 @@ class ChatConsumer(SocketLanguageMixin, AsyncWebsocketConsumer):
     """`/ws/chat/`: one answer at a time per socket; errors are frames and the socket stays open.
 
     Error messages are in the socket's language (chosen at connect as for a page); codes stay English."""
+
+    channel = QuestionLog.Channel.CHAT
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -130,7 +133,7 @@ class ChatConsumer(SocketLanguageMixin, AsyncWebsocketConsumer):
 
     async def stream(self, **kwargs: Any) -> None:
         try:
-            async for event in answer(user=self.user, stop=self.stop_event, **kwargs):
+            async for event in answer(user=self.user, stop=self.stop_event, channel=self.channel, **kwargs):
                 await self.send_event(event)
         except AnswerError as exc:
             await self.error(exc.code, exc.message)

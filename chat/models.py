@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -115,3 +116,53 @@ class SourceShown(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.chunk_id} shown to {self.user_id or 'a visitor'}"
+
+
+class QuestionLog(models.Model):
+    """One question asked of a knowledge base and what became of it: the record analytics and the knowledge-gap
+    report read (issue 16), kept for DOCENT_QUESTION_LOG_DAYS and independent of the conversation (a user who
+    deletes a conversation keeps its log row anonymous: `message` and `user` become empty).
+
+    Written with the answer (chat.services); `feedback` mirrors the answer's rating and `handed_off` is set when
+    the visitor asks for a person after it. No IP address is kept here.
+    """
+
+    class Channel(models.TextChoices):
+        CHAT = "chat", pgettext_lazy("question channel", "Chat")
+        WIDGET = "widget", pgettext_lazy("question channel", "Widget")
+        API = "api", pgettext_lazy("question channel", "API")
+        COMMAND = "command", pgettext_lazy("question channel", "Command line")
+
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="question_logs", verbose_name=_("knowledge base")
+    )
+    message = models.OneToOneField(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="log", verbose_name=_("answer")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    question = models.TextField(_("question"))
+    # the question as searched for when it differs (a follow-up joined to the question before it)
+    standalone = models.TextField(_("standalone question"), blank=True)
+    language = models.CharField(_("language"), max_length=12, blank=True)
+    answered = models.BooleanField(_("answered"))
+    refusal_reason = models.TextField(_("refusal reason"), blank=True)
+    cached = models.BooleanField(_("served from cache"), default=False)
+    ttft_ms = models.FloatField(_("time to first token (ms)"), null=True, blank=True)
+    total_ms = models.FloatField(_("total time (ms)"), null=True, blank=True)
+    feedback = models.SmallIntegerField(_("feedback"), default=0)
+    handed_off = models.BooleanField(_("handed to a person"), default=False)
+    # documents of the cited passages (ids, kept when a document is deleted)
+    cited_documents = ArrayField(models.BigIntegerField(), default=list, blank=True, verbose_name=_("cited documents"))
+    created_at = models.DateTimeField(_("asked"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("question log entry")
+        verbose_name_plural = _("question log")
+        indexes = [models.Index(fields=["knowledge_base", "created_at"], name="question_log_kb_time_idx")]
+
+    def __str__(self) -> str:
+        return self.question[:80]

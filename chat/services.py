@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from chat.citations import Attribution, attribute
 from chat.followup import standalone_question
 from chat.llm import Generation, LLMBackend, LLMError, get_backend, presets
-from chat.models import Citation, Conversation, Message, SourceShown
+from chat.models import Citation, Conversation, Message, QuestionLog, SourceShown
 from chat.phrases import sources_in_other_languages
 from chat.prompts import PromptSource, build_check_messages, build_messages
 from chat.selectors import citation_urls
@@ -212,9 +212,11 @@ def _save_answer(
     answered: bool,
     stopped: bool,
     source_texts: dict[int, str],
+    log: dict[str, Any] | None = None,
 ) -> Message:
     """Store the answer and its citations; `source_texts` (source number → chunk text, already in hand from
-    retrieval) locates each quote in its chunk."""
+    retrieval) locates each quote in its chunk. `log`: the QuestionLog fields the answer path knows (channel,
+    question, standalone, language, user); None writes no log row (evaluations)."""
     by_number = {s["n"]: s for s in sources}
     with transaction.atomic():
         message = Message.objects.create(
@@ -253,6 +255,19 @@ def _save_answer(
             ]
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=message.created_at)
+        if log is not None:
+            cited = {by_number[c.number].get("document_id") for c in citations if c.number in by_number}
+            QuestionLog.objects.create(
+                knowledge_base_id=conversation.knowledge_base_id,
+                message=message,
+                answered=answered,
+                refusal_reason=str(timings.get("refusal_reason") or ""),
+                cached=bool(timings.get("cached")),
+                ttft_ms=timings.get("ttft_ms"),
+                total_ms=timings.get("total_ms"),
+                cited_documents=sorted(d for d in cited if isinstance(d, int)),
+                **log,
+            )
     return message
 
 
@@ -345,9 +360,12 @@ async def answer(
     max_tokens: int | None = None,
     llm: str | None = None,
     history: list[str] | None = None,
+    channel: str | None = QuestionLog.Channel.CHAT,
 ) -> AsyncIterator[Event]:
     """Yield the protocol's events for one question: queued*, sources, token+, done.
 
+    `channel`: where the question came from, for the question log (QuestionLog.Channel); None logs nothing
+    (evaluations and benchmarks are not users).
     `llm`: a chat model other than the configured one (a chat.llm.presets name or GGUF path; evaluations).
     `history`: the asker's earlier questions, oldest first, when the client keeps the conversation (the API);
     a follow-up among them is searched for with them (chat.followup).
@@ -371,11 +389,22 @@ async def answer(
     }
     if search_text != question:
         timings["searched_for"] = search_text
+    log = (
+        None
+        if channel is None
+        else {
+            "channel": channel,
+            "question": question,
+            "standalone": search_text if search_text != question else "",
+            "language": result.language,
+            "user_id": conversation.user_id,
+        }
+    )
 
     if not result.answerable:
         # Refused without calling the model: it would only invent an answer.
         timings["refusal_reason"] = result.refusal_reason
-        async for event in _refuse(knowledge_base, conversation, result.language, timings, started):
+        async for event in _refuse(knowledge_base, conversation, result.language, timings, started, log):
             yield event
         return
 
@@ -418,7 +447,7 @@ async def answer(
             # The model judged that its sources do not answer the question: it would only invent an answer.
             queue.release()
             timings["refusal_reason"] = f"the model found no answer in the sources (p={probability:.2f} < {threshold})"
-            async for event in _refuse(knowledge_base, conversation, result.language, timings, started):
+            async for event in _refuse(knowledge_base, conversation, result.language, timings, started, log):
                 yield event
             return
     prompt_ready = time.perf_counter()
@@ -484,6 +513,7 @@ async def answer(
         answered=True,
         stopped=stop.is_set(),
         source_texts=texts,
+        log=log,
     )
     done = _done(message, conversation, [c.number for c in citations], timings, answered=True)
     done["citation_urls"] = await sync_to_async(citation_urls)(message)
@@ -491,7 +521,12 @@ async def answer(
 
 
 async def _refuse(
-    knowledge_base: KnowledgeBase, conversation: Conversation, language: str, timings: dict[str, Any], started: float
+    knowledge_base: KnowledgeBase,
+    conversation: Conversation,
+    language: str,
+    timings: dict[str, Any],
+    started: float,
+    log: dict[str, Any] | None,
 ) -> AsyncIterator[Event]:
     """The refusal's events, in the question's language, and the refusal stored as the answer."""
     refusal = knowledge_base.refusal_for(language)
@@ -508,6 +543,7 @@ async def _refuse(
         timings=timings,
         answered=False,
         stopped=False,
+        log=log,
     )
     yield _done(message, conversation, [], timings, answered=False)
 
@@ -556,4 +592,5 @@ def message_feedback(*, user: Any, message_id: int, rating: int, comment: str = 
     message.feedback = rating
     message.feedback_comment = comment.strip()[:2000]
     message.save(update_fields=["feedback", "feedback_comment"])
+    QuestionLog.objects.filter(message=message).update(feedback=rating)
     return message

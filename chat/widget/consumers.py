@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from accounts.language import language_for_visitor
 from chat import limits
 from chat.consumers import ChatConsumer
+from chat.models import QuestionLog
 from chat.widget.ratelimit import rate_limit_hit
 from chat.widget.selectors import widget_key_enabled
 from chat.widget.services import (
@@ -48,6 +49,8 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 class WidgetConsumer(ChatConsumer):
     """ChatConsumer's frame handling and streaming, with a visitor session in place of a signed-in user."""
+
+    channel = QuestionLog.Channel.WIDGET
 
     async def connect(self) -> None:
         self.user = None  # `answer` stores the conversation with no owner; WidgetConversation names the visitor

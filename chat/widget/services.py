@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from chat.models import Conversation
+from chat.models import Conversation, QuestionLog
 from chat.widget import tokens
 from chat.widget.models import ShownChunk, Ticket, WidgetConversation, WidgetKey
 from chat.widget.origins import origin_normalize, origin_of
@@ -187,7 +187,12 @@ def widget_conversation_open(
             user=None, knowledge_base_id=key.knowledge_base_id, title=question.strip()[:200]
         )
         WidgetConversation.objects.create(
-            conversation=conversation, key=key, visitor_id=session.visitor_id, origin=session.origin, ip=_valid_ip(ip)
+            conversation=conversation,
+            key=key,
+            visitor_id=session.visitor_id,
+            origin=session.origin,
+            # kept only where the operator chose to (privacy: question logs keep no IP address by default)
+            ip=_valid_ip(ip) if settings.DOCENT_LOG_IP_ADDRESSES else None,
         )
     return conversation.pk
 
@@ -238,6 +243,10 @@ def ticket_create(*, access: VisitorAccess, email: str, message: str, conversati
         message=message,
         origin=session.origin,
     )
+    if conversation is not None:  # the question log's last answer in it led to a hand-off (knowledge gaps)
+        last = QuestionLog.objects.filter(message__conversation=conversation).order_by("-created_at", "-id").first()
+        if last is not None:
+            QuestionLog.objects.filter(pk=last.pk).update(handed_off=True)
     if key.support_email:
         _ticket_mail(ticket=ticket, key=key, conversation=conversation)
     return ticket

@@ -268,6 +268,11 @@ DOCENT_API_MAX_BODY_BYTES = int(env("DOCENT_API_MAX_BODY_BYTES", str(1024 * 1024
 DOCENT_API_MAX_EMBED_INPUTS = 256
 DOCENT_API_MAX_EMBED_CHARS = 8000
 
+# The question log (chat.QuestionLog: analytics and knowledge gaps): kept this many days (0: forever), and
+# widget visitors' IP addresses stored with their conversations only when switched on.
+DOCENT_QUESTION_LOG_DAYS = int(env("DOCENT_QUESTION_LOG_DAYS", "180"))
+DOCENT_LOG_IP_ADDRESSES = env_bool("DOCENT_LOG_IP_ADDRESSES", False)
+
 # Where visitors and customers' sites reach Docent: the widget snippet's script URL and links in mails.
 DOCENT_PUBLIC_URL = env("DOCENT_PUBLIC_URL", "http://127.0.0.1:8000")
 

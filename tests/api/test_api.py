@@ -92,6 +92,7 @@ def test_a_cited_answer_without_streaming(client, api_key):  # type: ignore[no-u
     # the conversation is the key user's, and remembered as the API's
     assert message.conversation.user.username == "reader"
     assert ApiConversation.objects.get(conversation=message.conversation).key.prefix == api_key[:10]
+    assert message.log.channel == "api" and message.log.user_id == message.conversation.user_id
     assert ApiKey.objects.get(prefix=api_key[:10]).last_used_at is not None
 
 

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from chat.models import QuestionLog
 from tests.conftest import BASE_DIR
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,6 +26,8 @@ def test_ask_json_cites_the_document_that_holds_the_answer(manual_kb):
     # Citations name given sources only (a 135M model may cite nothing when its answer strays).
     assert set(payload["citations"]) <= {s["n"] for s in payload["sources"]}
     assert {"retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s"} <= set(payload["timings"])
+    log = QuestionLog.objects.get(knowledge_base=manual_kb)
+    assert (log.channel, log.question, log.user_id) == ("command", "How long does keep-warm hold the water?", None)
 
 
 def test_ask_retrieve_only_skips_the_model(manual_kb):

@@ -6,7 +6,7 @@ import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from chat.models import Citation, Message
+from chat.models import Citation, Message, QuestionLog
 from chat.routing import websocket_urlpatterns
 from kb.models import Document
 
@@ -67,6 +67,13 @@ async def test_question_streams_sources_tokens_done_and_cites_the_manual(manual_
     message = await Message.objects.aget(pk=done["message_id"])
     assert message.text == "".join(e["text"] for e in events if e["type"] == "token").strip()
     assert await Citation.objects.filter(message=message).acount() == len(done["citations"])
+    # the question log: what analytics and the knowledge-gap report read
+    log = await QuestionLog.objects.aget(message=message)
+    assert (log.channel, log.question, log.user_id, log.answered) == ("chat", QUESTION, user.pk, True)
+    assert log.language == "en"
+    assert log.ttft_ms == done["timings"]["ttft_ms"] and not log.cached and not log.refusal_reason
+    cited = {sources[n - 1]["document_id"] for n in done["citations"]}
+    assert set(log.cited_documents) == cited
 
     # a follow-up in the same conversation
     await communicator.send_json_to(
@@ -148,6 +155,8 @@ async def test_refusal_answers_with_the_kb_text_without_the_model(manual_kb, use
     assert "AppArmor" in done["timings"]["refusal_reason"]
     message = await Message.objects.aget(pk=done["message_id"])
     assert message.answered is False
+    log = await QuestionLog.objects.aget(message=message)
+    assert not log.answered and "AppArmor" in log.refusal_reason and log.cited_documents == []
     await communicator.disconnect()
 
 

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from django.urls import reverse
 
-from chat.models import Message
+from chat.models import Message, QuestionLog
 from chat.services import answer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,6 +33,7 @@ def test_conversation_reloads_with_sources_and_feedback_is_stored(client, user, 
     assert client.post(url, {"rating": "-1", "comment": "too vague"}).json() == {"feedback": -1, "comment": "too vague"}
     message = Message.objects.get(pk=done["message_id"])
     assert (message.feedback, message.feedback_comment) == (-1, "too vague")
+    assert QuestionLog.objects.get(message=message).feedback == -1  # the question log follows the rating
     assert client.post(url, {"rating": "5"}).status_code == 400
 
 

@@ -13,7 +13,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError, call_command
 
-from chat.models import Conversation
+from chat.models import Conversation, Message, QuestionLog
 from chat.routing import websocket_urlpatterns
 from chat.widget import tokens
 from chat.widget.models import ShownChunk, Ticket, WidgetConversation, WidgetKey
@@ -106,7 +106,10 @@ async def test_allowed_visitor_is_answered_with_sources_that_open_in_the_widget_
     session = tokens.session_read(token, key=widget_key.key, max_age=60)
     assert session is not None
     assert link.key_id == widget_key.pk and link.visitor_id == session.visitor_id and link.origin == SHOP
-    assert link.conversation.user_id is None and str(link.ip) == "198.51.100.7"
+    assert link.conversation.user_id is None and link.ip is None  # no IP address kept unless switched on
+    log = await QuestionLog.objects.aget(message_id=done["message_id"])
+    assert (log.channel, log.question, log.user_id) == ("widget", QUESTION, None)
+    assert log.knowledge_base_id == widget_key.knowledge_base_id
 
     # a follow-up continues the visitor's own conversation
     follow_up = await ask(communicator, "What does error E4 mean?", done["conversation"])
@@ -318,13 +321,24 @@ def test_returning_visitor_gets_a_session_of_their_own(client, bare_key):
 # ---- talk to a person -----------------------------------------------------------------------------------
 
 
-def test_ticket_is_created_with_the_conversation_and_mailed(client, bare_key, mailoutbox):
+def test_ticket_is_created_with_the_conversation_and_mailed(client, bare_key, mailoutbox, settings):
     page = frame_config(client.get(f"/widget/{bare_key.key}/", headers={"referer": SHOP + "/"}).content.decode())
     session = tokens.session_read(page["session"], key=bare_key.key, max_age=60)
     assert session is not None
     access = VisitorAccess(key=bare_key, session=session, token=page["session"])
+    settings.DOCENT_LOG_IP_ADDRESSES = True  # the operator's choice; off by default
     conversation_id = widget_conversation_open(
         access=access, conversation_id=None, question="Where is my order?", ip="192.0.2.1"
+    )
+    assert str(WidgetConversation.objects.get(conversation_id=conversation_id).ip) == "192.0.2.1"
+    # the visitor's last answer in the conversation led to the hand-off: the knowledge-gap report counts it
+    answer_message = Message.objects.create(conversation_id=conversation_id, role="assistant", text="?", answered=False)
+    log = QuestionLog.objects.create(
+        knowledge_base_id=bare_key.knowledge_base_id,
+        message=answer_message,
+        channel="widget",
+        question="Where is my order?",
+        answered=False,
     )
     url = f"/widget/{bare_key.key}/ticket/"
     body = {"session": page["session"], "email": "ann@customer.example", "message": "Please call me back."}
@@ -333,6 +347,8 @@ def test_ticket_is_created_with_the_conversation_and_mailed(client, bare_key, ma
     ticket = Ticket.objects.get(pk=response.json()["ticket"])
     assert ticket.conversation_id == conversation_id and ticket.key == bare_key and ticket.origin == SHOP
     assert ticket.mailed_to == "support@shop.example" and ticket.mailed_at is not None
+    log.refresh_from_db()
+    assert log.handed_off
     assert len(mailoutbox) == 1
     mail = mailoutbox[0]
     assert mail.to == ["support@shop.example"] and mail.reply_to == ["ann@customer.example"]

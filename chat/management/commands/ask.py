@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
+from chat.models import QuestionLog
 from chat.services import AnswerError, answer
 from kb import retrieval
 from kb.models import Chunk, KnowledgeBase
@@ -96,7 +97,10 @@ class Command(BaseCommand):
         self, knowledge_base: KnowledgeBase, question: str, mode: str | None, *, stream: bool
     ) -> dict[str, Any]:
         result: dict[str, Any] = {"answer": "", "answered": True, "sources": [], "citations": [], "timings": {}}
-        async for event in answer(user=self.user, knowledge_base=knowledge_base, question=question, mode=mode):
+        command = QuestionLog.Channel.COMMAND
+        async for event in answer(
+            user=self.user, knowledge_base=knowledge_base, question=question, mode=mode, channel=command
+        ):
             if event["type"] == "sources":
                 result["sources"] = event["items"]
             elif event["type"] == "token":

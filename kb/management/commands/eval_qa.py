@@ -132,7 +132,9 @@ class Command(BaseCommand):
 
         async def one(question: Question) -> dict[str, Any]:
             out: dict[str, Any] = {"sources": [], "citations": [], "answered": True, "text": ""}
-            async for event in answer(user=None, knowledge_base=knowledge_base, question=question.question, llm=model):
+            async for event in answer(
+                user=None, knowledge_base=knowledge_base, question=question.question, llm=model, channel=None
+            ):
                 if event["type"] == "sources":
                     out["sources"] = event["items"]
                 elif event["type"] == "token":
