@@ -19,6 +19,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("kb/", include("kb.urls")),
+    path("kb/", include("insights.urls")),
     path("widget/", include("chat.widget.urls")),
     path("", include("api.urls")),
     path("", include("chat.urls")),

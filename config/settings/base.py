@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "chat",
     "chat.widget",
     "api",
+    "insights",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""What users asked and what became of it: analytics and the knowledge-gap report over chat.QuestionLog."""
