@@ -173,6 +173,7 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/htmx-ext-ws", BASE_DIR / "node_modules" / "htmx-ext-ws" / "dist"),
+    ("vendor/chart.js", BASE_DIR / "node_modules" / "chart.js" / "dist"),  # the analytics page's charts
 ]
 MEDIA_ROOT = Path(env("DOCENT_MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
