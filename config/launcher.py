@@ -1,6 +1,6 @@
 """`make run` and `make test`: bring up the services Docent needs, run, and stop everything started.
 
-python -m config.launcher run    # services, migrations, demo, admin, web + worker in the foreground
+python -m config.launcher run    # services, migrations, demo, admin, web + worker (with beat) in the foreground
 python -m config.launcher test   # throwaway Postgres + Redis on free ports, then pytest
 
 Stopping (Ctrl-C, SIGTERM, or a process that exits) goes in dependency order: the web server first, so
@@ -180,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
                 manage("ingest", str(DEMO_DIR), "--kb", DEMO_KB, "--create", "--name", "Demo: Lumen K3 manual", env=env)
                 # a demo base from an earlier version moves to the configured embedder (nothing to do when it is there)
                 manage("reembed", "--kb", DEMO_KB, env=env)
-            worker_argv = [str(BIN / "celery"), "-A", "config", "worker", "-Q", "ingest,default", "-c", "1"]
+            # -B: Celery beat inside this single worker (the question log's retention, CELERY_BEAT_SCHEDULE), its
+            # schedule in var/celerybeat-schedule; production runs one `celery beat` process (docker/compose.yaml)
+            worker_argv = [str(BIN / "celery"), "-A", "config", "worker", "-B", "-Q", "ingest,default", "-c", "1"]
             worker = spawn([*worker_argv, "-l", "info", "-n", f"docent-{os.getpid()}@%h"], env)
             groups.append(worker.pid)
             worker_grace = float(env.get("DOCENT_WORKER_STOP_S", "10"))

@@ -1,7 +1,12 @@
 """/kb/SLUG/analytics/ and /kb/SLUG/gaps/ (included under kb/ by config.urls)."""
 
-from django.urls import path  # noqa: F401 - the pages add their routes here
+from django.urls import path
+
+from insights import views_analytics
 
 app_name = "insights"
 
-urlpatterns: list = []  # type: ignore[type-arg]
+urlpatterns = [
+    path("<slug:slug>/analytics/", views_analytics.analytics, name="analytics"),
+    path("<slug:slug>/analytics.csv", views_analytics.analytics_csv, name="analytics_csv"),
+]

@@ -327,6 +327,8 @@ HTTP_RULES: dict[str, Callable[[World], list[Case]] | str] = {
     "chat:home": _page("/"),
     "chat:conversation": _users_x(CONVERSATIONS, _kb_url("chat:conversation")),
     "chat:feedback": _users_x(ANSWERS, _kb_url("chat:feedback"), method="POST", data=lambda w, label: {"rating": "1"}),
+    "insights:analytics": _users_x(BASES, _kb_url("insights:analytics"), role="manage"),
+    "insights:analytics_csv": _users_x(BASES, _kb_url("insights:analytics_csv"), role="manage"),
     "api:keys": _page("/account/api-keys/"),
     "api:revoke": _users_x(API_KEYS, _kb_url("api:revoke"), method="POST"),
     # Routes that open nothing of a base, and those with their own matrix elsewhere in this file:

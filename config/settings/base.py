@@ -127,6 +127,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}  # raised below to twice the ingestion time limit
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery beat (`make run` runs it inside its worker, production as one `celery beat` process: README,
+# "Analytics"): the question log's retention, applied every hour (insights.retention).
+CELERY_BEAT_SCHEDULE = {
+    "purge-question-log": {"task": "insights.purge_question_log", "schedule": 3600.0, "options": {"expires": 3000}},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = env("DOCENT_BEAT_SCHEDULE", str(VAR_DIR / "celerybeat-schedule"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -173,6 +179,7 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/htmx-ext-ws", BASE_DIR / "node_modules" / "htmx-ext-ws" / "dist"),
+    ("vendor/chart.js", BASE_DIR / "node_modules" / "chart.js" / "dist"),  # the analytics page's charts
 ]
 MEDIA_ROOT = Path(env("DOCENT_MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
@@ -269,8 +276,9 @@ DOCENT_API_MAX_BODY_BYTES = int(env("DOCENT_API_MAX_BODY_BYTES", str(1024 * 1024
 DOCENT_API_MAX_EMBED_INPUTS = 256
 DOCENT_API_MAX_EMBED_CHARS = 8000
 
-# The question log (chat.QuestionLog: analytics and knowledge gaps): kept this many days (0: forever), and
-# widget visitors' IP addresses stored with their conversations only when switched on.
+# The question log (chat.QuestionLog: analytics and knowledge gaps): kept this many days (0: forever; deleted
+# hourly by insights.purge_question_log under Celery beat, which also forgets widget visitors' IP addresses of
+# the same age), and widget visitors' IP addresses stored with their conversations only when switched on.
 DOCENT_QUESTION_LOG_DAYS = int(env("DOCENT_QUESTION_LOG_DAYS", "180"))
 DOCENT_LOG_IP_ADDRESSES = env_bool("DOCENT_LOG_IP_ADDRESSES", False)
 
