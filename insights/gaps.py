@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -169,7 +169,7 @@ def gap_questions(
     return [_gap_question(row) for row in rows[:limit]], len(rows) > limit
 
 
-def _gap_question(row: dict[str, Any]) -> GapQuestion:
+def _gap_question(row: Mapping[str, Any]) -> GapQuestion:
     text = row["standalone"] or row["question"]
     if row["user_id"]:
         asker = f"user:{row['user_id']}"
@@ -237,7 +237,7 @@ def center_by_language(vectors: np.ndarray, languages: Sequence[str], embedder_n
     centred = vectors.astype("float32").copy()
     for language in set(languages):
         rows = [i for i, lang in enumerate(languages) if lang == language]
-        anchor = anchors.get(language, np.mean(list(anchors.values()), axis=0))
+        anchor = anchors[language] if language in anchors else np.mean(list(anchors.values()), axis=0)
         mean = (vectors[rows].sum(0) + ANCHOR_WEIGHT * anchor) / (len(rows) + ANCHOR_WEIGHT)
         centred[rows] -= mean
     norms = np.linalg.norm(centred, axis=1, keepdims=True)

@@ -58,10 +58,13 @@ def _report_page(request: HttpRequest, knowledge_base: KnowledgeBase, since: dat
     start, end = _bounds(since, until)
     report = gaps.gap_report(knowledge_base=knowledge_base, user=request.user, since=start, until=end)
     visible = list(documents_of(knowledge_base=knowledge_base, user=request.user))
-    cases = list(SavedCase.objects.filter(knowledge_base=knowledge_base))
     visible_ids = {d.pk for d in visible}
-    for case in cases:  # a restricted document this manager may not see is not named
-        case.visible = case.document_id is None or case.document_id in visible_ids
+    # a case expecting a restricted document this manager may not see is not listed (it would name it)
+    cases = [
+        case
+        for case in SavedCase.objects.filter(knowledge_base=knowledge_base)
+        if case.document_id is None or case.document_id in visible_ids
+    ]
     context = {
         "kb": knowledge_base,
         "report": report,
@@ -71,7 +74,7 @@ def _report_page(request: HttpRequest, knowledge_base: KnowledgeBase, since: dat
         "since": since.isoformat(),
         "until": until.isoformat(),
         "documents": [d for d in visible if d.status == d.Status.READY],
-        "cases": [c for c in cases if c.visible],
+        "cases": cases,
         "reason_labels": {
             gaps.Reason.REFUSED: _("refused"),
             gaps.Reason.THUMBS_DOWN: _("thumbs down"),
