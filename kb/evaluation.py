@@ -34,6 +34,8 @@ class Question:
     answer_phrases: list[str]
     unanswerable: bool
     answer: str = ""  # a reference answer, where the set gives one
+    # a saved case (insights.SavedCase): any passage of the expected file (and page, when given) is a hit
+    document_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ def is_hit(question: Question, passage: Passage) -> bool:
         return False
     if question.page is not None and passage.page != question.page:
         return False
+    if question.document_only:
+        return True
     text = _normalise(passage.text)
     compact = _SPACES.sub("", passage.text) if question.lang == "zh" else ""
     for phrase in question.answer_phrases:

@@ -292,6 +292,73 @@ ANSWERS = {
 }
 
 
+def _gap_log(world: World, name: str) -> Any:
+    """A refused question of base `name` (a knowledge gap)."""
+    from chat.models import QuestionLog
+
+    return QuestionLog.objects.get_or_create(
+        knowledge_base=world.kbs[name], question=REFUSED_QUESTION, defaults={"channel": "chat", "answered": False}
+    )[0]
+
+
+def _resolution(name: str) -> Callable[[World], int]:
+    def make(world: World) -> int:
+        from insights.models import GapResolution
+
+        log = _gap_log(world, name)
+        return GapResolution.objects.get_or_create(
+            knowledge_base=world.kbs[name],
+            signature=f"matrix-{name}",
+            defaults={"question_ids": [log.pk], "central_question": log.question},
+        )[0].pk
+
+    return make
+
+
+def _saved_case(name: str) -> Callable[[World], int]:
+    def make(world: World) -> int:
+        from insights.models import SavedCase
+
+        document = world.docs["A-public" if name == "A" else "B"]
+        return SavedCase.objects.create(
+            knowledge_base=world.kbs[name], question="q", language="en", document=document, document_name="d"
+        ).pk
+
+    return make
+
+
+RESOLUTIONS = {
+    "A": ([_slug("A"), _resolution("A")], "kb:A"),
+    "B": ([_slug("B"), _resolution("B")], "kb:B"),
+    "A with B's resolution": ([_slug("A"), _resolution("B")], None),
+    "missing": (["no-such-base", MISSING], None),
+}
+SAVED_CASES = {
+    "A": ([_slug("A"), _saved_case("A")], "kb:A"),
+    "B": ([_slug("B"), _saved_case("B")], "kb:B"),
+    "A with B's case": ([_slug("A"), _saved_case("B")], None),
+    "missing": (["no-such-base", MISSING], None),
+}
+# a case saved on a base (the URL) from one of its gap questions, expecting a document (the posted data)
+CASE_DOCUMENTS = {
+    "A-public": ([_slug("A")], "doc:A-public"),
+    "A-restricted": ([_slug("A")], "doc:A-restricted"),
+    "B": ([_slug("B")], "doc:B"),
+    "A with B's document": ([_slug("A")], None),
+    "missing": (["no-such-base"], None),
+}
+
+
+def _case_data(world: World, label: str) -> dict[str, Any]:
+    base = "B" if label == "B" else "A"
+    document = {"A-public": "A-public", "A-restricted": "A-restricted", "B": "B", "A with B's document": "B"}
+    return {"log": _gap_log(world, base).pk, "document": world.docs[document.get(label, "A-public")].pk}
+
+
+def _resolve_data(world: World, label: str) -> dict[str, Any]:
+    return {"ids": str(_gap_log(world, label).pk) if label in world.kbs else str(MISSING), "note": "uploaded"}
+
+
 def _page(url: str) -> Callable[[World], list[Case]]:
     """A page without an id: every signed-in user gets it, showing only what they may see."""
     return lambda world: [Case(user, "-", "GET", url, True) for user in USERS]
@@ -323,6 +390,19 @@ HTTP_RULES: dict[str, Callable[[World], list[Case]] | str] = {
     "kb:restrict": _users_x(IN_BASE, _kb_url("kb:restrict"), method="POST", role="manage", data=_same_restriction),
     "kb:seen": _users_x(IN_BASE, _kb_url("kb:seen"), role="manage"),
     "kb:passage": _users_x(PASSAGES, _kb_url("kb:passage")),
+    "insights:gaps": _users_x(BASES, _kb_url("insights:gaps"), role="manage"),
+    "insights:gaps_csv": _users_x(BASES, _kb_url("insights:gaps_csv"), role="manage"),
+    "insights:gap_resolve": _users_x(
+        BASES, _kb_url("insights:gap_resolve"), method="POST", role="manage", data=_resolve_data
+    ),
+    "insights:gap_reopen": _users_x(RESOLUTIONS, _kb_url("insights:gap_reopen"), method="POST", role="manage"),
+    "insights:gap_recheck": _users_x(RESOLUTIONS, _kb_url("insights:gap_recheck"), role="manage"),
+    "insights:saved_case_create": _users_x(
+        CASE_DOCUMENTS, _kb_url("insights:saved_case_create"), method="POST", role="manage", data=_case_data
+    ),
+    "insights:saved_case_delete": _users_x(
+        SAVED_CASES, _kb_url("insights:saved_case_delete"), method="POST", role="manage"
+    ),
     "kb:file": _users_x(DOCUMENTS, _kb_url("kb:file")),
     "chat:home": _page("/"),
     "chat:conversation": _users_x(CONVERSATIONS, _kb_url("chat:conversation")),

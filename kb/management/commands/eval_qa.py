@@ -1,4 +1,4 @@
-"""manage.py eval_qa --dataset DIR --kb SLUG [--generate] [--json FILE]"""
+"""manage.py eval_qa --dataset DIR --kb SLUG [--generate] [--json FILE], or --kb SLUG --saved"""
 
 from __future__ import annotations
 
@@ -34,8 +34,14 @@ class Command(BaseCommand):
     help = "Measure retrieval (and optionally answers) on a question set pinned to file and page."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dataset", required=True, metavar="DIR")
+        parser.add_argument("--dataset", metavar="DIR")
         parser.add_argument("--kb", required=True, metavar="SLUG")
+        parser.add_argument(
+            "--saved",
+            action="store_true",
+            help="run the knowledge base's saved evaluation cases (saved by its managers from the knowledge-gap "
+            "report) instead of a dataset",
+        )
         parser.add_argument("--modes", default=",".join(m.value for m in retrieval.Mode))
         parser.add_argument("--generate", action="store_true", help="also generate answers and score their citations")
         parser.add_argument(
@@ -59,6 +65,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["saved"]:
+            if options["dataset"]:
+                raise CommandError("--saved and --dataset exclude each other")
+            return self.handle_saved(options)
+        if not options["dataset"]:
+            raise CommandError("give --dataset DIR, or --saved")
         dataset = Path(options["dataset"])
         questions_path = dataset / "questions.jsonl"
         if not questions_path.is_file() or not (dataset / "files").is_dir():
@@ -81,8 +93,67 @@ class Command(BaseCommand):
                     self.stderr.write("some files failed to ingest; evaluating what was ingested")
             knowledge_base = KnowledgeBase.objects.get(slug=options["kb"])
         names = dict(Document.objects.filter(knowledge_base=knowledge_base).values_list("pk", "original_name"))
+        self.evaluate(knowledge_base, questions, names, options, {"dataset": str(dataset), "kb": knowledge_base.slug})
 
-        report: dict[str, Any] = {"modes": {}, "conditions": {"dataset": str(dataset), "kb": knowledge_base.slug}}
+    def handle_saved(self, options: dict[str, Any]) -> None:
+        """The base's saved cases (insights.SavedCase) as questions pinned to a document id (and page): a hit is
+        any passage of that document (on that page), scored and printed like a dataset, then each case's rank."""
+        from insights.models import SavedCase
+
+        knowledge_base = KnowledgeBase.objects.filter(slug=options["kb"]).first()
+        if knowledge_base is None:
+            raise CommandError(f"no knowledge base {options['kb']!r}")
+        cases = list(SavedCase.objects.filter(knowledge_base=knowledge_base).order_by("pk"))
+        if not cases:
+            raise CommandError(f"{knowledge_base.slug} has no saved evaluation cases (save them on /kb/SLUG/gaps/)")
+        questions = [
+            Question(
+                id=f"saved-{case.pk}",
+                lang=case.language,
+                question=case.question,
+                file=f"document:{case.document_id}" if case.document_id else "document:deleted",
+                page=case.page,
+                answer_phrases=[],
+                unanswerable=False,
+                document_only=True,
+            )
+            for case in cases
+        ]
+        names = {
+            pk: f"document:{pk}"
+            for pk in Document.objects.filter(knowledge_base=knowledge_base).values_list("pk", flat=True)
+        }
+        for case in cases:
+            if case.document_id is None:
+                self.stderr.write(
+                    f"saved case {case.pk}: its document {case.document_name!r} was deleted (always a miss)"
+                )
+            elif case.document.restricted:
+                self.stderr.write(
+                    f"saved case {case.pk}: {case.document_name!r} is restricted; commands search unrestricted "
+                    "documents only"
+                )
+        report = self.evaluate(
+            knowledge_base, questions, names, options, {"saved": len(cases), "kb": knowledge_base.slug}
+        )
+        default_mode = report["refusal"]["mode"]
+        self.stdout.write(f"saved cases ({default_mode}): rank of the expected document within the top 10")
+        for case, row in zip(cases, report["cases"], strict=True):
+            where = case.document_name + (f" p. {case.page}" if case.page else "")
+            rank = row["rank"] if row["rank"] is not None else "miss"
+            refused = "" if row["answered"] else ", refused"
+            self.stdout.write(f"  #{case.pk} [{case.language}] {rank}{refused} · {case.question[:70]!r} → {where}")
+
+    def evaluate(
+        self,
+        knowledge_base: KnowledgeBase,
+        questions: list[Question],
+        names: dict[int, str],
+        options: dict[str, Any],
+        conditions: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Every question in each mode, then the report: printed as a table, written with --json, returned."""
+        report: dict[str, Any] = {"modes": {}, "conditions": conditions}
         timings: dict[str, list[float]] = {}
         outcomes_by_mode: dict[str, list[Outcome]] = {}
         for mode in options["modes"].split(","):
@@ -95,6 +166,10 @@ class Command(BaseCommand):
         report["refusal"]["mode"] = default_mode
         report["latency_ms"] = {m: {"p50": round(statistics.median(t), 1)} for m, t in timings.items()}
         report["conditions"]["embedder"] = knowledge_base.embedder
+        report["cases"] = [
+            {"id": o.question.id, "lang": o.question.lang, "rank": o.first_hit_rank, "answered": o.answered}
+            for o in outcomes_by_mode[default_mode]
+        ]
         if options["generate"]:
             models = [m.strip() for m in options["llm"].split(",") if m.strip()] or [None]
             report["generate"] = {
@@ -105,6 +180,7 @@ class Command(BaseCommand):
         self.print_table(report)
         if options["json"]:
             Path(options["json"]).write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        return report
 
     def run_mode(
         self, knowledge_base: KnowledgeBase, questions: list[Question], mode: retrieval.Mode, names: dict[int, str]
