@@ -36,6 +36,25 @@ DEMO_DIR = BASE_DIR / "kb" / "demo"
 DEMO_KB = "demo"
 
 
+def worker_command(name: str, *, loglevel: str = "info") -> list[str]:
+    """The Celery worker's command line, as `make run` starts it (and the test suite and `bench reliability`):
+    the product's queues (ingest, default), one pool process, node name `name` (`%h`: the host name)."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        "ingest,default",
+        "-c",
+        "1",
+        "-l",
+        loglevel,
+        "-n",
+        name,
+    ]
+
+
 def log(message: str) -> None:
     print(f"[docent] {message}", flush=True)
 
@@ -180,8 +199,7 @@ def run(args: argparse.Namespace) -> int:
                 manage("ingest", str(DEMO_DIR), "--kb", DEMO_KB, "--create", "--name", "Demo: Lumen K3 manual", env=env)
                 # a demo base from an earlier version moves to the configured embedder (nothing to do when it is there)
                 manage("reembed", "--kb", DEMO_KB, env=env)
-            worker_argv = [str(BIN / "celery"), "-A", "config", "worker", "-Q", "ingest,default", "-c", "1"]
-            worker = spawn([*worker_argv, "-l", "info", "-n", f"docent-{os.getpid()}@%h"], env)
+            worker = spawn(worker_command(f"docent-{os.getpid()}@%h"), env)
             groups.append(worker.pid)
             worker_grace = float(env.get("DOCENT_WORKER_STOP_S", "10"))
             stack.callback(stop, "worker", worker, grace_s=worker_grace, escalate=[signal.SIGQUIT])

@@ -89,7 +89,7 @@ def test_original_files_are_only_ever_served_as_downloads(client, user):
         assert response.status_code == 200
         assert response["Content-Disposition"].startswith("attachment"), name
         assert response["X-Content-Type-Options"] == "nosniff"
-        assert response["Content-Security-Policy"] == "sandbox"
+        assert response["Content-Security-Policy"] == "sandbox; frame-ancestors 'none'"
         assert b"".join(response.streaming_content) == data
 
 
