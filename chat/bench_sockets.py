@@ -1,7 +1,7 @@
 """The socket half of `manage.py bench reliability`, against the real web server (config.dev_servers):
 
-- Rate limits: the chat socket, the widget socket and the API's chat completions, each sent twice its
-  per-minute quota at a steady `factor` times the quota's rate, on an empty knowledge base (every question is
+- Rate limits: the chat socket, the widget socket and the API's chat completions, each sent requests for one
+  minute at a steady `factor` times its per-minute quota, on an empty knowledge base (every question is
   refused by retrieval without the model, so only the limits and the transport are measured). Each request is
   judged against the limit's own rule replayed on the client's clock: chat.limits counts valid questions in
   calendar minutes; chat.widget.ratelimit (widget, API) counts every request, refused ones too, in a sliding
@@ -124,14 +124,18 @@ async def _rate_limits(
         quota = settings.DOCENT_QUESTIONS_PER_MINUTE_USER
         async with websockets.connect(f"ws://{server.host}/ws/chat/", additional_headers=headers) as socket:
             frame = {"type": "ask", "question": question, "kb": slug, "conversation": None}
-            return await _paced(2 * quota, WINDOW_S / (factor * quota), lambda: _socket_answer(socket, frame))
+            return await _paced(
+                round(factor * quota), WINDOW_S / (factor * quota), lambda: _socket_answer(socket, frame)
+            )
 
     async def widget_socket() -> list[Sent]:
         quota = widget["quota"]
         url = f"ws://{server.host}/ws/widget/{widget['key']}/?s={widget['session']}"
         async with websockets.connect(url, additional_headers={"Origin": server.url}) as socket:
             frame = {"type": "ask", "question": question, "conversation": None}
-            return await _paced(2 * quota, WINDOW_S / (factor * quota), lambda: _socket_answer(socket, frame))
+            return await _paced(
+                round(factor * quota), WINDOW_S / (factor * quota), lambda: _socket_answer(socket, frame)
+            )
 
     async def api() -> list[Sent]:
         quota = settings.DOCENT_API_QUESTIONS_PER_MINUTE
@@ -146,7 +150,7 @@ async def _rate_limits(
                     raise RuntimeError(f"API answered {response.status_code}: {response.text[:200]}")
                 return response.status_code == 429
 
-            return await _paced(2 * quota, WINDOW_S / (factor * quota), one)
+            return await _paced(round(factor * quota), WINDOW_S / (factor * quota), one)
 
     chat_sent, widget_sent, api_sent = await asyncio.gather(chat(), widget_socket(), api())
     return {
@@ -194,7 +198,8 @@ def rate_limit_world() -> dict[str, Any]:
 
 
 def run_rate_limits(*, factor: float, log: Log) -> dict[str, dict[str, Any]]:
-    """Each limit driven at `factor` times its quota for two quotas' worth of requests (README, Reliability)."""
+    """Each limit driven at `factor` times its quota for a minute (README, Reliability): whichever calendar minute
+    the chat socket's window starts in, each of the two it spans sees more than its quota when factor >= 2."""
     import logging
 
     from config.dev_servers import docent_server
@@ -229,6 +234,8 @@ class ClientReport:
     answered: int = 0
     left_mid_answer: int = 0
     unfinished: int = 0  # answers still being written a minute after the soak's end (a slow machine)
+    handshakes: int = 0  # sockets this client tried to open
+    handshakes_failed: list[str] = field(default_factory=list)  # the server refused or dropped the opening handshake
     unexpected_closes: list[str] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     answer_s: list[float] = field(default_factory=list)
@@ -240,11 +247,19 @@ def role_of(index: int) -> str:
 
 
 async def _steady(
-    server: DocentServer, cookie: str, slug: str, questions: list[str], report: ClientReport, *, start: float,
-    end: float, interval_s: float, offset_s: float,
-) -> None:  # fmt: skip
+    server: DocentServer,
+    cookie: str,
+    slug: str,
+    questions: list[str],
+    report: ClientReport,
+    *,
+    start: float,
+    end: float,
+    interval_s: float,
+    offset_s: float,
+) -> None:
     import websockets
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
     headers = {"Cookie": cookie, "Origin": server.url}
     next_at = start + offset_s
@@ -260,6 +275,7 @@ async def _steady(
             question = questions[report.asked % len(questions)]
             try:
                 if socket is None:
+                    report.handshakes += 1
                     socket = await websockets.connect(f"ws://{server.host}/ws/chat/", additional_headers=headers)
                 asked_at = time.monotonic()
                 report.asked += 1
@@ -286,8 +302,8 @@ async def _steady(
             except TimeoutError:
                 report.unfinished += 1
                 break
-            except OSError as exc:
-                report.errors[f"connect: {exc}"] += 1
+            except (OSError, InvalidHandshake) as exc:
+                report.handshakes_failed.append(repr(exc)[:120])
     finally:
         if socket is not None:
             await socket.close()
@@ -297,13 +313,18 @@ async def _staller(
     server: DocentServer, cookie: str, slug: str, question: str, report: ClientReport, *, end: float, drop_s: float
 ) -> None:
     import websockets
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
     headers = {"Cookie": cookie, "Origin": server.url}
     # max_queue=1: once a frame waits unread, the client stops reading its TCP socket, so pings go unanswered
-    socket = await websockets.connect(
-        f"ws://{server.host}/ws/chat/", additional_headers=headers, max_queue=1, ping_interval=None
-    )
+    report.handshakes += 1
+    try:
+        socket = await websockets.connect(
+            f"ws://{server.host}/ws/chat/", additional_headers=headers, max_queue=1, ping_interval=None
+        )
+    except (OSError, InvalidHandshake) as exc:
+        report.handshakes_failed.append(repr(exc)[:120])
+        return
     report.asked += 1
     await socket.send(json.dumps({"type": "ask", "question": question, "kb": slug, "conversation": None}))
     stalled_at = time.monotonic()
@@ -446,12 +467,16 @@ def run_soak(
         "unexpected_closes": sum(len(r.unexpected_closes) for r in reports),
         "close_codes": dict(Counter(code for r in reports for code in r.unexpected_closes)),
         "errors": dict(errors),
+        "handshakes": sum(r.handshakes for r in reports),
+        "handshakes_failed": sum(len(r.handshakes_failed) for r in reports),
+        "handshake_errors": sorted({e for r in reports for e in r.handshakes_failed})[:3],
         "stalled_dropped": sum(1 for r in stallers if r.dropped_by_server),
-        "stalled": len(stallers),
+        "stalled": sum(1 for r in stallers if r.dropped_by_server is not None),
         "answer_p50_s": round(statistics.median(durations), 2) if durations else None,
         "rss_start_mb": round(rss[0]),
         "rss_end_mb": round(rss[-1]),
         "rss_max_mb": round(max(rss)),
+        "rss_mb_samples": [round(value) for value in rss],  # after warm-up, every 5 s, after the sockets closed
         "answering_after": answering_after,
         "model": model,
         "ping_s": list(ping_s),

@@ -295,7 +295,7 @@ def bench_reliability(
             conditions["documents"] = counts["documents"]
             conditions["kills"] = "alternately the pool process and the whole worker (restarted)"
         if "ratelimits" in parts:
-            log(f"rate limits: twice each per-minute quota, sent at {rate_factor:g}x its rate")
+            log(f"rate limits: a minute of requests at {rate_factor:g}x each per-minute quota")
             limits = bench_sockets.run_rate_limits(factor=rate_factor, log=log)
             for name, row in limits.items():
                 for share in ("over_quota_refused", "in_quota_refused"):
@@ -314,6 +314,7 @@ def bench_reliability(
             figures |= {
                 "soak_unexpected_closes": figure(soak["unexpected_closes"], "closes", None),
                 "soak_error_frames": figure(sum(soak["errors"].values()), "frames", None),
+                "soak_handshakes_failed": figure(soak["handshakes_failed"], "sockets", soak["handshakes"]),
                 "soak_answered": figure(soak["answered"], "answers", soak["asked"]),
                 "soak_stalled_dropped": figure(soak["stalled_dropped"], "sockets", soak["stalled"]),
                 "soak_rss_start_mb": figure(soak["rss_start_mb"], "MB", None),

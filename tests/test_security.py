@@ -44,7 +44,7 @@ def _admin_object(pattern: str) -> Any:
     if match:
         for model in admin.site._registry:
             if (model._meta.app_label, model._meta.model_name) == match.groups():
-                first = model.objects.order_by("pk").first()
+                first = model._default_manager.order_by("pk").first()
                 return first.pk if first else MISSING
     return MISSING
 

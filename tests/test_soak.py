@@ -30,7 +30,7 @@ def test_a_small_soak_closes_no_socket_unexpectedly():
         questions=["How much is the daily meal allowance?", "Who approves travel?"],
     )
     assert result["unexpected_closes"] == 0, lines
-    assert result["errors"] == {}, lines
+    assert result["errors"] == {} and result["handshakes_failed"] == 0, lines
     assert result["asked"] >= 4, lines
     assert result["stalled_dropped"] == result["stalled"] == 1, lines  # the keep-alive freed the stalled socket
     assert result["answering_after"], lines

@@ -45,7 +45,8 @@ def _count(pipe: Any, limit: Limit, now: float) -> str:
     return name
 
 
-def _exceeded(limit: Limit, oldest: list[tuple[bytes, float]], now: float) -> Exceeded:
+def _exceeded(limit: Limit, oldest: Any, now: float) -> Exceeded:
+    """`oldest`: ZRANGE 0 0 WITHSCORES of the window, [(member, score)] or []."""
     retry = (float(oldest[0][1]) + limit.window_s - now) if oldest else limit.window_s
     return Exceeded(limit=limit, retry_after_s=max(1, int(retry + 0.999)))
 

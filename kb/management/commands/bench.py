@@ -85,10 +85,11 @@ class Command(BaseCommand):
 
     def print_table(self, report: dict[str, Any]) -> None:
         self.stdout.write(f"\nbench {report['name']}")
-        self.stdout.write(f"{'figure':<22} {'value':>12} {'unit':<10} {'baseline':>12} {'ratio':>8}")
+        width = max([22, *(len(key) for key in report["figures"])])
+        self.stdout.write(f"{'figure':<{width}} {'value':>12} {'unit':<10} {'baseline':>12} {'ratio':>8}")
         for key, f in report["figures"].items():
             baseline = "" if f["baseline"] is None else f"{f['baseline']:.3f}"
             ratio = "" if f["ratio"] is None else f"{f['ratio']:.3f}"
-            self.stdout.write(f"{key:<22} {f['value']:>12.3f} {f['unit']:<10} {baseline:>12} {ratio:>8}")
+            self.stdout.write(f"{key:<{width}} {f['value']:>12.3f} {f['unit']:<10} {baseline:>12} {ratio:>8}")
         for key, value in report["conditions"].items():
             self.stdout.write(f"  {key}: {value}")
