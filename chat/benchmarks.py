@@ -8,15 +8,10 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -25,7 +20,7 @@ from django.test import Client
 from chat.llm import get_backend
 from chat.llm.llama import model_path
 from chat.prompts import STOP_SEQUENCES, build_check_messages, build_messages
-from config.services import free_port, port_open, start_redis
+from config import dev_servers
 from kb import retrieval
 from kb.benchmarks import BASE_DIR, figure, percentile
 from kb.models import KnowledgeBase
@@ -62,8 +57,9 @@ def bench_knowledge_base() -> KnowledgeBase:
     return knowledge_base
 
 
-def session_cookie() -> str:
-    user = bench_user()
+def session_cookie(user: Any = None) -> str:
+    """A `Cookie` header value signing in `user` (default: the benchmark user)."""
+    user = user or bench_user()
     client = Client()
     client.force_login(user)
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
@@ -71,44 +67,9 @@ def session_cookie() -> str:
 
 @contextmanager
 def docent_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Daphne serving Docent on a free port, on this process's database and Redis."""
-    port = free_port()
-    redis_url, redis = settings.REDIS_URL, None
-    parts = urlsplit(redis_url)
-    if not port_open(parts.hostname or "127.0.0.1", parts.port or 6379):
-        # No `make run` up: the benchmark brings its own Redis (channel layer and limits need one).
-        redis_port = free_port()
-        redis = start_redis(redis_port, Path(tempfile.mkdtemp(prefix="docent-bench-redis-")))
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.DATABASE_URL,
-        "REDIS_URL": redis_url,
-        "DOCENT_PRELOAD": "1",
-        **(extra_env or {}),
-    }
-    log = open(Path(tempfile.gettempdir()) / f"docent-bench-daphne-{port}.log", "wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not port_open("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("daphne did not start")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(20)
-        log.close()
-        if redis is not None:
-            redis.terminate()
-            redis.wait(10)
+    """The web server (config.dev_servers) on a free port, with the models loaded at start; yields HOST:PORT."""
+    with dev_servers.docent_server({"DOCENT_PRELOAD": "1", **(extra_env or {})}) as server:
+        yield server.host
 
 
 async def ask_over_websocket(host: str, cookie: str, kb: str, question: str) -> dict[str, Any]:

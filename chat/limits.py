@@ -18,7 +18,9 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] =
 SOCKET_TTL_S = 3600
 
 
-def _redis() -> aioredis.Redis:
+def redis_client() -> aioredis.Redis:
+    """The running event loop's Redis client for counters: one connection pool per loop (a redis.asyncio
+    connection belongs to the loop that opened it), shared by every limit counted on that loop."""
     loop = asyncio.get_running_loop()
     if loop not in _clients:
         _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
@@ -47,7 +49,7 @@ async def allow_question(scope: dict[str, Any]) -> bool:
     """Count one question against each identity's per-minute budget; False once any is spent."""
     limits = {"user": settings.DOCENT_QUESTIONS_PER_MINUTE_USER, "ip": settings.DOCENT_QUESTIONS_PER_MINUTE_IP}
     window = int(time.time() // 60)
-    pipe = _redis().pipeline()
+    pipe = redis_client().pipeline()
     keys = [f"docent:q:{kind}:{ident}:{window}" for kind, ident in identities(scope)]
     for key in keys:
         pipe.incr(key)
@@ -60,7 +62,7 @@ async def open_socket(scope: dict[str, Any]) -> bool:
     """Take one of each identity's concurrent-socket slots; on refusal nothing stays taken."""
     limits = {"user": settings.DOCENT_SOCKETS_PER_USER, "ip": settings.DOCENT_SOCKETS_PER_IP}
     taken: list[str] = []
-    client = _redis()
+    client = redis_client()
     for kind, ident in identities(scope):
         key = f"docent:sockets:{kind}:{ident}"
         count = await client.incr(key)
@@ -74,6 +76,6 @@ async def open_socket(scope: dict[str, Any]) -> bool:
 
 
 async def close_socket(scope: dict[str, Any]) -> None:
-    client = _redis()
+    client = redis_client()
     for kind, ident in identities(scope):
         await client.decr(f"docent:sockets:{kind}:{ident}")

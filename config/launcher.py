@@ -36,6 +36,27 @@ DEMO_DIR = BASE_DIR / "kb" / "demo"
 DEMO_KB = "demo"
 
 
+def worker_command(name: str, *, loglevel: str = "info", beat: bool = False) -> list[str]:
+    """The Celery worker's command line, as `make run` starts it (and the test suite and `bench reliability`):
+    the product's queues (ingest, default), one pool process, node name `name` (`%h`: the host name); `beat`
+    runs Celery beat inside it (`-B`: one worker only, as in `make run`)."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "worker",
+        *(["-B"] if beat else []),
+        "-Q",
+        "ingest,default",
+        "-c",
+        "1",
+        "-l",
+        loglevel,
+        "-n",
+        name,
+    ]
+
+
 def log(message: str) -> None:
     print(f"[docent] {message}", flush=True)
 
@@ -180,10 +201,9 @@ def run(args: argparse.Namespace) -> int:
                 manage("ingest", str(DEMO_DIR), "--kb", DEMO_KB, "--create", "--name", "Demo: Lumen K3 manual", env=env)
                 # a demo base from an earlier version moves to the configured embedder (nothing to do when it is there)
                 manage("reembed", "--kb", DEMO_KB, env=env)
-            # -B: Celery beat inside this single worker (the question log's retention, CELERY_BEAT_SCHEDULE), its
-            # schedule in var/celerybeat-schedule; production runs one `celery beat` process (docker/compose.yaml)
-            worker_argv = [str(BIN / "celery"), "-A", "config", "worker", "-B", "-Q", "ingest,default", "-c", "1"]
-            worker = spawn([*worker_argv, "-l", "info", "-n", f"docent-{os.getpid()}@%h"], env)
+            # beat=True: Celery beat inside this single worker (the question log's retention, CELERY_BEAT_SCHEDULE),
+            # its schedule in var/celerybeat-schedule; production runs one `celery beat` process (docker/compose.yaml)
+            worker = spawn(worker_command(f"docent-{os.getpid()}@%h", beat=True), env)
             groups.append(worker.pid)
             worker_grace = float(env.get("DOCENT_WORKER_STOP_S", "10"))
             stack.callback(stop, "worker", worker, grace_s=worker_grace, escalate=[signal.SIGQUIT])

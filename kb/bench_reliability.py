@@ -17,7 +17,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -144,25 +143,11 @@ def still_answering() -> bool:
 
 def _start_worker(name: str) -> subprocess.Popen[bytes]:
     from config.celery import app
+    from config.launcher import worker_command
 
     worker = subprocess.Popen(
         # the product's queues: a killed worker's documents are queued again there (kb.ingest.lease)
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "ingest,default",
-            "-c",
-            "1",
-            "-n",
-            name,
-            "-l",
-            "warning",
-        ],
+        worker_command(name, loglevel="warning"),
         cwd=BASE_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -258,38 +243,82 @@ def run_kills(files: list[Path], kills: int, log: Log, *, timeout: float = 1800)
     return {"kills": done_kills, "documents": len(ids), "lost": lost, "duplicates": duplicates, "missing": missing}
 
 
-def bench_reliability(*, documents: int, kills: int, log: Log) -> dict[str, Any]:
+def bench_reliability(
+    *,
+    documents: int,
+    kills: int,
+    log: Log,
+    parts: list[str] | None = None,
+    rate_factor: float = 3.0,
+    soak_sockets: int = 20,
+    soak_seconds: float = 60,
+    soak_interval_s: float = 20,
+) -> dict[str, Any]:
+    """The parts named in `parts` (default all: "hostile", "kills", "ratelimits", "soak"); the last two are
+    chat.bench_sockets' (against a web server of their own, with the small chat model)."""
+    from chat import bench_sockets
     from kb.bench_ingest import _local_redis
 
+    parts = parts or ["hostile", "kills", "ratelimits", "soak"]
     workdir = Path(tempfile.mkdtemp(prefix="docent-bench-reliability-"))
-    log("hostile files (parse under the size-scaled time limit and the memory limit):")
-    rows = run_hostile(workdir / "hostile", log)
-    answering = still_answering()
-    log(f"  afterwards a question finds its passage: {answering}")
-    log(f"worker SIGKILL during ingestion: {kills} kills over {documents} documents")
-    with _local_redis(log):
-        counts = run_kills(kill_corpus(workdir / "kills", documents), kills, log)
-    log(f"  {counts}")
-    within = sum(row["within"] for row in rows)
-    return {
-        "name": "reliability",
-        "figures": {
-            "documents_lost": figure(counts["lost"], "documents", None),
-            "duplicate_chunks": figure(counts["duplicates"], "chunks", None),
-            "missing_chunks": figure(counts["missing"], "chunks", None),
-            "kills": figure(counts["kills"], "kills", None),
+    figures: dict[str, Any] = {}
+    conditions: dict[str, Any] = {"cpu_cores": os.cpu_count()}
+    if "hostile" in parts:
+        log("hostile files (parse under the size-scaled time limit and the memory limit):")
+        rows = run_hostile(workdir / "hostile", log)
+        answering = still_answering()
+        log(f"  afterwards a question finds its passage: {answering}")
+        within = sum(row["within"] for row in rows)
+        figures |= {
             "hostile_within_allowance": figure(within, "files", len(rows)),
             "hostile_max_parse_s": figure(max(row["seconds"] for row in rows), "s", None),
             "hostile_max_rss_mb": figure(max(row["peak_rss_mb"] for row in rows), "MB", None),
             "answering_after": figure(1.0 if answering else 0.0, "yes", None),
-        },
-        "conditions": {
-            "documents": counts["documents"],
-            "kills": "alternately the pool process and the whole worker (restarted)",
+        }
+        conditions |= {
             "hostile_files": [f"{row['file']}: {row['outcome'][:60]} in {row['seconds']} s" for row in rows],
             "parse_memory_mb": settings.DOCENT_PARSE_MEMORY_MB,
             "parse_time_limit": f"{settings.DOCENT_PARSE_TIMEOUT_MIN_S:g} s + "
             f"{settings.DOCENT_PARSE_TIMEOUT_S_PER_MB:g} s/MB, at most {settings.DOCENT_PARSE_TIMEOUT_S:g} s",
-            "cpu_cores": os.cpu_count(),
-        },
-    }
+        }
+    with _local_redis(log):
+        if "kills" in parts:
+            log(f"worker SIGKILL during ingestion: {kills} kills over {documents} documents")
+            counts = run_kills(kill_corpus(workdir / "kills", documents), kills, log)
+            log(f"  {counts}")
+            figures |= {
+                "documents_lost": figure(counts["lost"], "documents", None),
+                "duplicate_chunks": figure(counts["duplicates"], "chunks", None),
+                "missing_chunks": figure(counts["missing"], "chunks", None),
+                "kills": figure(counts["kills"], "kills", None),
+            }
+            conditions["documents"] = counts["documents"]
+            conditions["kills"] = "alternately the pool process and the whole worker (restarted)"
+        if "ratelimits" in parts:
+            log(f"rate limits: a minute of requests at {rate_factor:g}x each per-minute quota")
+            limits = bench_sockets.run_rate_limits(factor=rate_factor, log=log)
+            for name, row in limits.items():
+                for share in ("over_quota_refused", "in_quota_refused"):
+                    value = row[share]
+                    figures[f"{name}_{share.replace('_quota', '')}"] = figure(
+                        float("nan") if value is None else value, "share", None
+                    )
+            conditions["rate_limits"] = limits
+        if "soak" in parts:
+            log(
+                f"websocket soak: {soak_sockets} sockets for {soak_seconds:g} s, a question every {soak_interval_s:g} s"
+            )
+            soak = bench_sockets.run_soak(
+                sockets=soak_sockets, seconds=soak_seconds, interval_s=soak_interval_s, log=log
+            )
+            figures |= {
+                "soak_unexpected_closes": figure(soak["unexpected_closes"], "closes", None),
+                "soak_error_frames": figure(sum(soak["errors"].values()), "frames", None),
+                "soak_handshakes_failed": figure(soak["handshakes_failed"], "sockets", soak["handshakes"]),
+                "soak_answered": figure(soak["answered"], "answers", soak["asked"]),
+                "soak_stalled_dropped": figure(soak["stalled_dropped"], "sockets", soak["stalled"]),
+                "soak_rss_start_mb": figure(soak["rss_start_mb"], "MB", None),
+                "soak_rss_end_mb": figure(soak["rss_end_mb"], "MB", soak["rss_start_mb"]),
+            }
+            conditions["soak"] = soak
+    return {"name": "reliability", "figures": figures, "conditions": conditions}

@@ -137,5 +137,5 @@ def document_file(request: HttpRequest, document_id: int) -> FileResponse:
         content_type=document.content_type or "application/octet-stream",
     )
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "sandbox"
+    response["Content-Security-Policy"] = "sandbox; frame-ancestors 'none'"
     return response

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,25 +32,11 @@ def django_db_setup(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
 def celery_worker() -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process on the test database and Redis."""
     from config.celery import app
+    from config.launcher import worker_command
 
     log = open(Path(os.environ.get("DOCENT_VAR_DIR", "/tmp")) / "worker.log", "wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "ingest,default",
-            "-c",
-            "1",
-            "-l",
-            "info",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
+        worker_command(f"test-{os.getpid()}@%h"),
         cwd=BASE_DIR,
         env=os.environ.copy(),
         stdout=log,

@@ -1,14 +1,22 @@
-"""Sliding-window rate limits in Redis, shared by every web process (a per-process count would multiply)."""
+"""Sliding-window rate limits in Redis, shared by every web process (a per-process count would multiply).
+
+Counted on shared connections: the event loop's client of `chat.limits.redis_client` in async code (the
+widget socket, the API), one process-wide pool in sync code (the ticket view); a connection per call cost a
+TCP handshake and a Redis `HELLO` on every question.
+"""
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from asgiref.sync import async_to_sync
+import redis
 from django.conf import settings
-from redis.asyncio import Redis
+
+from chat.limits import redis_client
 
 PREFIX = "docent:widget:rate"
 
@@ -27,33 +35,64 @@ class Exceeded:
     retry_after_s: int
 
 
+def _count(pipe: Any, limit: Limit, now: float) -> str:
+    """Queue the commands that record one event at `now` and count the window's events (the third result)."""
+    name = f"{PREFIX}:{limit.bucket}:{limit.window_s}"
+    pipe.zremrangebyscore(name, 0, now - limit.window_s)
+    pipe.zadd(name, {f"{now:.6f}:{secrets.token_hex(4)}": now})
+    pipe.zcard(name)
+    pipe.expire(name, limit.window_s + 1)
+    return name
+
+
+def _exceeded(limit: Limit, oldest: Any, now: float) -> Exceeded:
+    """`oldest`: ZRANGE 0 0 WITHSCORES of the window, [(member, score)] or []."""
+    retry = (float(oldest[0][1]) + limit.window_s - now) if oldest else limit.window_s
+    return Exceeded(limit=limit, retry_after_s=max(1, int(retry + 0.999)))
+
+
 async def rate_limit_hit(limits: list[Limit]) -> Exceeded | None:
     """Count one event against each limit in turn; the first one exceeded, or None.
 
     A limit is counted only once the ones before it passed, so a visitor hammering the widget uses up
-    their own allowance, not their IP's neighbours' or the key's daily one.
+    their own allowance, not their IP's neighbours' or the key's daily one. Every event is counted, refused
+    ones too: a client that keeps sending while refused stays refused until it slows down.
     """
     if not limits:
         return None
-    redis = Redis.from_url(settings.REDIS_URL)
-    try:
-        for limit in limits:
-            name = f"{PREFIX}:{limit.bucket}:{limit.window_s}"
-            now = time.time()
-            pipe = redis.pipeline(transaction=True)
-            pipe.zremrangebyscore(name, 0, now - limit.window_s)
-            pipe.zadd(name, {f"{now:.6f}:{secrets.token_hex(4)}": now})
-            pipe.zcard(name)
-            pipe.expire(name, limit.window_s + 1)
-            count = (await pipe.execute())[2]
-            if count > limit.limit:
-                oldest = await redis.zrange(name, 0, 0, withscores=True)
-                retry = (float(oldest[0][1]) + limit.window_s - now) if oldest else limit.window_s
-                return Exceeded(limit=limit, retry_after_s=max(1, int(retry + 0.999)))
-    finally:
-        await redis.aclose()
+    client = redis_client()
+    for limit in limits:
+        now = time.time()
+        pipe = client.pipeline(transaction=True)
+        name = _count(pipe, limit, now)
+        count = (await pipe.execute())[2]
+        if count > limit.limit:
+            return _exceeded(limit, await client.zrange(name, 0, 0, withscores=True), now)
     return None
 
 
+_sync_pool: redis.ConnectionPool | None = None
+_sync_lock = threading.Lock()
+
+
+def _sync_client() -> redis.Redis:
+    global _sync_pool
+    with _sync_lock:
+        if _sync_pool is None:
+            _sync_pool = redis.ConnectionPool.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return redis.Redis(connection_pool=_sync_pool)
+
+
 def rate_limit_hit_sync(limits: list[Limit]) -> Exceeded | None:
-    return async_to_sync(rate_limit_hit)(limits)
+    """`rate_limit_hit` for sync views, on the process's one pool of blocking connections (thread-safe)."""
+    if not limits:
+        return None
+    client = _sync_client()
+    for limit in limits:
+        now = time.time()
+        pipe = client.pipeline(transaction=True)
+        name = _count(pipe, limit, now)
+        count = pipe.execute()[2]
+        if count > limit.limit:
+            return _exceeded(limit, client.zrange(name, 0, 0, withscores=True), now)
+    return None

@@ -79,8 +79,7 @@ def frame(request: HttpRequest, key: str) -> HttpResponse:
     except WidgetRefused:
         with translation.override(language):
             response = render(request, "widget/unavailable.html", status=403)
-        response["Content-Security-Policy"] = "frame-ancestors 'none'"
-        return response
+        return response  # with the site's own policy (config.security): frame-ancestors 'none'
     visitor = visitor_session_start(key=widget_key, origin=referer_origin)
     config = {
         "key": widget_key.key,

@@ -43,7 +43,8 @@ def test_passage_viewer_escapes_document_text_and_marks_the_cited_chunk(client, 
     assert page.status_code == 200
     assert b"<script>alert" not in page.content and b"<img src=https://evil" not in page.content
     assert b"&lt;script&gt;" in page.content
-    assert f'<mark id="chunk-{chunk.pk}" class="cited">'.encode() in page.content
+    # marked, and the viewer's script (static/docent/passage.js) scrolls to it
+    assert f'<mark id="chunk-{chunk.pk}" class="cited" data-docent-cited>'.encode() in page.content
     # The chunk is shown inside the document's own extracted text, at its offsets.
     document.refresh_from_db()
     body = page.content.decode()
@@ -89,7 +90,7 @@ def test_original_files_are_only_ever_served_as_downloads(client, user):
         assert response.status_code == 200
         assert response["Content-Disposition"].startswith("attachment"), name
         assert response["X-Content-Type-Options"] == "nosniff"
-        assert response["Content-Security-Policy"] == "sandbox"
+        assert response["Content-Security-Policy"] == "sandbox; frame-ancestors 'none'"
         assert b"".join(response.streaming_content) == data
 
 

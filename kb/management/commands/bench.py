@@ -12,6 +12,7 @@ from kb.bench_ingest import bench_ingest
 from kb.benchmarks import bench_retrieval
 
 BENCHMARKS = ("ingest", "retrieval", "chat", "load", "reliability")
+PARTS = ("hostile", "kills", "ratelimits", "soak")  # bench reliability's parts (kb.bench_reliability)
 
 
 class Command(BaseCommand):
@@ -30,6 +31,17 @@ class Command(BaseCommand):
         parser.add_argument("--clients", default="1,8,32", help="load: concurrent clients, comma-separated")
         parser.add_argument("--documents", type=int, default=8, help="reliability: documents ingested under kills")
         parser.add_argument("--kills", type=int, default=6, help="reliability: worker SIGKILLs during ingestion")
+        parser.add_argument(
+            "--parts",
+            default=",".join(PARTS),
+            help=f"reliability: which parts to run, comma-separated (default: all of {','.join(PARTS)})",
+        )
+        parser.add_argument("--rate-factor", type=float, default=3.0, help="reliability: requests at N× each quota")
+        parser.add_argument("--soak-sockets", type=int, default=20, help="reliability: concurrent soak sockets")
+        parser.add_argument("--soak-minutes", type=float, default=1.0, help="reliability: soak duration")
+        parser.add_argument(
+            "--soak-interval", type=float, default=20.0, help="reliability: seconds between a socket's questions"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         log = self.stdout.write
@@ -41,7 +53,19 @@ class Command(BaseCommand):
         elif name == "reliability":
             from kb.bench_reliability import bench_reliability
 
-            report = bench_reliability(documents=options["documents"], kills=options["kills"], log=log)
+            parts = [p.strip() for p in options["parts"].split(",") if p.strip()]
+            if unknown := set(parts) - set(PARTS):
+                raise CommandError(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+            report = bench_reliability(
+                documents=options["documents"],
+                kills=options["kills"],
+                parts=parts,
+                rate_factor=options["rate_factor"],
+                soak_sockets=options["soak_sockets"],
+                soak_seconds=options["soak_minutes"] * 60,
+                soak_interval_s=options["soak_interval"],
+                log=log,
+            )
         elif name == "ingest":
             files = [Path(f) for f in options["file"] or []]
             workers = [int(n) for n in options["workers"].split(",") if n.strip()]
@@ -61,10 +85,11 @@ class Command(BaseCommand):
 
     def print_table(self, report: dict[str, Any]) -> None:
         self.stdout.write(f"\nbench {report['name']}")
-        self.stdout.write(f"{'figure':<22} {'value':>12} {'unit':<10} {'baseline':>12} {'ratio':>8}")
+        width = max([22, *(len(key) for key in report["figures"])])
+        self.stdout.write(f"{'figure':<{width}} {'value':>12} {'unit':<10} {'baseline':>12} {'ratio':>8}")
         for key, f in report["figures"].items():
             baseline = "" if f["baseline"] is None else f"{f['baseline']:.3f}"
             ratio = "" if f["ratio"] is None else f"{f['ratio']:.3f}"
-            self.stdout.write(f"{key:<22} {f['value']:>12.3f} {f['unit']:<10} {baseline:>12} {ratio:>8}")
+            self.stdout.write(f"{key:<{width}} {f['value']:>12.3f} {f['unit']:<10} {baseline:>12} {ratio:>8}")
         for key, value in report["conditions"].items():
             self.stdout.write(f"  {key}: {value}")
