@@ -64,8 +64,9 @@ def embed_query(text: str, name: str | None = None) -> np.ndarray:
     question is embedded while Postgres ranks full-text on the other core).
 
     The DOCENT_QUERY_EMBED_CACHE most recent questions' vectors are kept per process, by (embedder, text): a
-    question asked again skips the encoder (~5-15 ms on one core with e5-small). The vector returned is
-    read-only, since the cache hands the same array to every caller.
+    question asked again skips the encoder (multilingual-e5-small, 40 questions of ~8 words: p50 38 ms embedded,
+    under 0.01 ms from the cache, on one thread of this 2-core machine while tests ran beside it). The vector
+    returned is read-only, since the cache hands the same array to every caller.
     """
     name = name or default_name()
     if settings.DOCENT_QUERY_EMBED_CACHE <= 0:
