@@ -5,8 +5,10 @@ retrieval, the generation queue) against bare `llama_cpp.Llama` on the same prom
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -259,7 +261,8 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
     bare: list[dict[str, float]] = []
     model = BareModel()
     try:
-        with docent_server() as host:
+        # Every question is asked twice over the rounds: the answer cache would serve the second asking.
+        with docent_server({"DOCENT_ANSWER_CACHE": "0"}) as host:
             asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, "warm up: what is the capacity?"))
             ask_over_api(host, api_key, knowledge_base.slug, "warm up: what is the capacity?")
             model.generate(prompts[QUESTIONS[-1]][0], 8)
@@ -341,8 +344,49 @@ def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
     }
 
 
-async def _load_round(host: str, cookie: str, kb: str, clients: int) -> list[dict[str, Any]]:
-    questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(clients)]
+# Questions of the repeated-question workload that are asked once each (QUESTIONS are the repeated ones).
+FRESH_QUESTIONS = [
+    "How do I pair the kettle with the Brightwater app?",
+    "Which temperature presets does the kettle offer?",
+    "What should I do before the first boil?",
+    "How do I clean the kettle every day?",
+    "How long is the warranty of the kettle?",
+    "How do I contact customer support?",
+    "What does error code E1 mean?",
+    "What does error code E2 mean?",
+    "What comes in the box with the kettle?",
+    "Which safety warnings apply to the kettle?",
+    "What temperature should I use for green tea?",
+    "Why does the kettle switch off before the water boils?",
+    "Can I descale the kettle with vinegar?",
+    "What does the keep-warm button do?",
+    "Why can the app not find my kettle?",
+    "Can I boil less than the minimum amount of water?",
+]
+
+
+def load_questions(clients: int, repeat_share: float, fresh: Iterator[str]) -> list[str]:
+    """One round's questions: without `repeat_share`, QUESTIONS in turn (as ever); with it, that share of the
+    round repeats QUESTIONS (the first of them, answered before the rounds) and the rest are asked for the first
+    time in the run, in an order shuffled with a fixed seed."""
+    if not repeat_share:
+        return [QUESTIONS[i % len(QUESTIONS)] for i in range(clients)]
+    repeated = round(clients * repeat_share)
+    questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(repeated)]
+    questions += [next(fresh) for _ in range(clients - repeated)]
+    random.Random(clients).shuffle(questions)
+    return questions
+
+
+def fresh_questions() -> Iterator[str]:
+    """FRESH_QUESTIONS, then the same with a numbered suffix, never one twice."""
+    yield from FRESH_QUESTIONS
+    for n in itertools.count(2):
+        for question in FRESH_QUESTIONS:
+            yield f"{question} (case {n})"
+
+
+async def _load_round(host: str, cookie: str, kb: str, questions: list[str]) -> list[dict[str, Any]]:
     results = await asyncio.gather(
         *(ask_over_websocket(host, cookie, kb, q) for q in questions), return_exceptions=True
     )
@@ -350,7 +394,27 @@ async def _load_round(host: str, cookie: str, kb: str, clients: int) -> list[dic
     return [r if isinstance(r, dict) else {**failed, "error": repr(r)} for r in results]
 
 
-def bench_load(*, clients: list[int], log: Log, max_tokens: int = 32) -> dict[str, Any]:
+def _is_cached(result: dict[str, Any]) -> bool:
+    return bool(result.get("done", {}).get("timings", {}).get("cached"))
+
+
+def _ttft_split(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share served from the answer cache and TTFT p50/p95 of cached and of uncached answers (ms)."""
+    out: dict[str, Any] = {"cached": sum(1 for r in results if _is_cached(r))}
+    out["cache_share"] = round(out["cached"] / len(results), 3) if results else 0.0
+    for name, cached in (("cached", True), ("uncached", False)):
+        ttfts = [r["ttft_ms"] for r in results if r["ttft_ms"] is not None and _is_cached(r) == cached]
+        out[f"ttft_{name}_p50_ms"] = round(statistics.median(ttfts), 1) if ttfts else None
+        out[f"ttft_{name}_p95_ms"] = round(percentile(ttfts, 0.95), 1) if ttfts else None
+    return out
+
+
+def bench_load(*, clients: list[int], log: Log, max_tokens: int = 32, repeat_share: float = 0.0) -> dict[str, Any]:
+    """Rounds of `clients` concurrent questions over the websocket. `repeat_share` (0-1): that share of each
+    round repeats questions answered before the rounds (the answer cache on), the rest asked for the first time;
+    0 (default) is the uncached workload, the answer cache off."""
+    if not 0.0 <= repeat_share <= 1.0:
+        raise ValueError("repeat_share is a fraction between 0 and 1")
     knowledge_base = bench_knowledge_base()
     cookie = session_cookie()
     figures: dict[str, Any] = {}
@@ -362,12 +426,29 @@ def bench_load(*, clients: list[int], log: Log, max_tokens: int = 32) -> dict[st
         "DOCENT_SOCKETS_PER_USER": str(max(clients) + 8),
         "DOCENT_QUESTIONS_PER_MINUTE_USER": "100000",
         "DOCENT_QUESTIONS_PER_MINUTE_IP": "100000",
+        "DOCENT_ANSWER_CACHE": "1" if repeat_share else "0",
     }
+    fresh = fresh_questions()
+    repeated = QUESTIONS[: min(len(QUESTIONS), round(max(clients) * repeat_share))]
+    everything: list[dict[str, Any]] = []
+    seeds: list[dict[str, Any]] = []
+    if repeat_share:
+        from kb.services import knowledge_base_content_changed
+
+        # Answers stored by an earlier run are not this run's: a new content version leaves them behind.
+        knowledge_base_content_changed(knowledge_base_id=knowledge_base.pk)
     with docent_server(server_env) as host:
         asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, "warm up: what is the capacity?"))
+        if repeat_share:
+            # The repeated questions are answered once first, one at a time: the cache holds them.
+            for question in repeated:
+                seeds.append(asyncio.run(ask_over_websocket(host, cookie, knowledge_base.slug, question)))
+            log(f"  seeded {len(seeds)} questions: ttft {[round(r['ttft_ms'] or 0) for r in seeds]} ms")
         for n in clients:
             started = time.perf_counter()
-            results = asyncio.run(_load_round(host, cookie, knowledge_base.slug, n))
+            questions = load_questions(n, repeat_share, fresh)
+            results = asyncio.run(_load_round(host, cookie, knowledge_base.slug, questions))
+            everything.extend(results)
             wall = time.perf_counter() - started
             answered = sum(1 for r in results if "done" in r)
             dropped = n - answered
@@ -388,20 +469,50 @@ def bench_load(*, clients: list[int], log: Log, max_tokens: int = 32) -> dict[st
                 "total_p95_ms": round(percentile(totals, 0.95), 1),
                 "wall_s": round(wall, 1),
             }
+            if repeat_share:
+                per_n[str(n)].update(_ttft_split(results))
             log(f"  {n} clients: {per_n[str(n)]}")
     largest = per_n[str(max(clients))]
     figures["answered"] = figure(largest["answered"], "answers", max(clients))
     figures["dropped"] = figure(largest["dropped"], "answers", None)
     figures["ttft_p50_ms"] = figure(largest["ttft_p50_ms"] or 0.0, "ms", per_n[str(min(clients))]["ttft_p50_ms"])
     figures["ttft_p95_ms"] = figure(largest["ttft_p95_ms"] or 0.0, "ms", per_n[str(min(clients))]["ttft_p95_ms"])
-    return {
-        "name": "load",
-        "figures": figures,
-        "conditions": {
-            "per_clients": per_n,
-            "max_answer_tokens": max_tokens,
-            "model_slots": 1,
-            "baseline": f"the same figure with {min(clients)} client(s)",
-            "cpu_cores": os.cpu_count(),
-        },
+    conditions: dict[str, Any] = {
+        "per_clients": per_n,
+        "max_answer_tokens": max_tokens,
+        "model_slots": 1,
+        "baseline": f"the same figure with {min(clients)} client(s)",
+        "answer_cache": bool(repeat_share),
+        "cpu_cores": os.cpu_count(),
     }
+    if repeat_share:
+        split = _ttft_split(everything)
+        bare = bare_ttfts(knowledge_base, repeated, max_tokens)
+        bare_p50, bare_p95 = statistics.median(bare), percentile(bare, 0.95)
+        figures["cache_share"] = figure(split["cache_share"], "fraction", repeat_share)
+        for name in ("cached", "uncached"):
+            for q, bare_q in (("p50", bare_p50), ("p95", bare_p95)):
+                figures[f"ttft_{name}_{q}_ms"] = figure(split[f"ttft_{name}_{q}_ms"] or 0.0, "ms", bare_q)
+        conditions.update(
+            repeat_share=repeat_share,
+            all_rounds=split,
+            seeded=repeated,
+            seed_ttft_ms=[round(r["ttft_ms"] or 0, 1) for r in seeds],
+            cache_baseline="bare llama_cpp.Llama answering the repeated questions' prompts one at a time "
+            "(TTFT p50/p95), after the rounds, with the product's answerability check when it asks one",
+        )
+    return {"name": "load", "figures": figures, "conditions": conditions}
+
+
+def bare_ttfts(knowledge_base: KnowledgeBase, questions: list[str], max_tokens: int) -> list[float]:
+    """Bare llama_cpp.Llama's time to first token on `questions`' prompts as the product builds them (ms)."""
+    model = BareModel()
+    try:
+        ttfts = []
+        prompts = [prompt_for(knowledge_base, question) for question in questions]
+        model.generate(prompts[-1][0], 4)  # loading and the first evaluation are not a first token
+        for messages, check in prompts:
+            ttfts.append(model.generate(messages, max_tokens, check=check)["ttft_ms"])
+        return ttfts
+    finally:
+        model.close()

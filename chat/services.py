@@ -21,6 +21,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from chat import answer_cache
 from chat.citations import Attribution, attribute
 from chat.followup import standalone_question
 from chat.llm import Generation, LLMBackend, LLMError, get_backend, presets
@@ -193,6 +194,13 @@ def _search(knowledge_base: KnowledgeBase, question: str, mode: str | None, user
         return retrieval.search(
             knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode, user=user
         )
+    except Http404:  # access withdrawn since the question was stored
+        raise AnswerError("unknown_kb", _("There is no such knowledge base you can use.")) from None
+
+
+def _cache_lookup(**key_fields: Any) -> tuple[str | None, answer_cache.CachedAnswer | None]:
+    try:
+        return answer_cache.lookup(**key_fields)
     except Http404:  # access withdrawn since the question was stored
         raise AnswerError("unknown_kb", _("There is no such knowledge base you can use.")) from None
 
@@ -378,6 +386,22 @@ async def answer(
     )
     conversation_ms = (time.perf_counter() - started) * 1000
     search_text = await sync_to_async(standalone_question, thread_sensitive=False)(previous, question)
+    cache_key, cached = None, None
+    if channel is not None:  # evaluations measure the model: never answered from the cache
+        cache_key, cached = await sync_to_async(_cache_lookup)(
+            knowledge_base_id=knowledge_base.pk,
+            user=user,
+            text=answer_cache.cache_text(previous, question, search_text),
+            mode=mode or knowledge_base.retrieval_mode,
+            llm=llm,
+            max_tokens=max_tokens,
+        )
+    if cached is not None:
+        log = _log_fields(channel, question, search_text, cached.language, conversation)
+        searched_for = search_text if search_text != question else ""
+        async for event in _answer_from_cache(cached, conversation, searched_for, started, log):
+            yield event
+        return
     result = await sync_to_async(_search)(knowledge_base, search_text, mode, user)
     retrieval_ms = (time.perf_counter() - started) * 1000
     sources = [source_item(n, hit) for n, hit in enumerate(result.hits, start=1)]
@@ -389,22 +413,12 @@ async def answer(
     }
     if search_text != question:
         timings["searched_for"] = search_text
-    log = (
-        None
-        if channel is None
-        else {
-            "channel": channel,
-            "question": question,
-            "standalone": search_text if search_text != question else "",
-            "language": result.language,
-            "user_id": conversation.user_id,
-        }
-    )
+    log = _log_fields(channel, question, search_text, result.language, conversation)
 
     if not result.answerable:
         # Refused without calling the model: it would only invent an answer.
         timings["refusal_reason"] = result.refusal_reason
-        async for event in _refuse(knowledge_base, conversation, result.language, timings, started, log):
+        async for event in _refuse(knowledge_base, conversation, result.language, timings, started, log, cache_key):
             yield event
         return
 
@@ -447,7 +461,8 @@ async def answer(
             # The model judged that its sources do not answer the question: it would only invent an answer.
             queue.release()
             timings["refusal_reason"] = f"the model found no answer in the sources (p={probability:.2f} < {threshold})"
-            async for event in _refuse(knowledge_base, conversation, result.language, timings, started, log):
+            refusal = _refuse(knowledge_base, conversation, result.language, timings, started, log, cache_key)
+            async for event in refusal:
                 yield event
             return
     prompt_ready = time.perf_counter()
@@ -515,8 +530,74 @@ async def answer(
         source_texts=texts,
         log=log,
     )
+    if cache_key is not None and text and not stop.is_set():
+        cited = {c.number for c in citations}
+        entry = answer_cache.CachedAnswer(
+            text=text,
+            sources=sources,
+            citations=[(c.number, c.quote) for c in citations],
+            answered=True,
+            language=result.language,
+            message_id=message.pk,
+            source_texts={n: t for n, t in texts.items() if n in cited},
+        )
+        await sync_to_async(answer_cache.store, thread_sensitive=False)(cache_key, entry)
     done = _done(message, conversation, [c.number for c in citations], timings, answered=True)
     done["citation_urls"] = await sync_to_async(citation_urls)(message)
+    yield done
+
+
+def _log_fields(
+    channel: str | None, question: str, search_text: str, language: str, conversation: Conversation
+) -> dict[str, Any] | None:
+    """The QuestionLog fields the answer path knows; None when `channel` is None (nothing is logged)."""
+    if channel is None:
+        return None
+    return {
+        "channel": channel,
+        "question": question,
+        "standalone": search_text if search_text != question else "",
+        "language": language,
+        "user_id": conversation.user_id,
+    }
+
+
+async def _answer_from_cache(
+    cached: answer_cache.CachedAnswer,
+    conversation: Conversation,
+    searched_for: str,
+    started: float,
+    log: dict[str, Any] | None,
+) -> AsyncIterator[Event]:
+    """A stored answer's events at once (chat.answer_cache): no retrieval, no generation queue, no model. It is
+    stored as a new answer of this conversation (message, citations, sources shown) and logged as cached.
+    `searched_for`: the follow-up's standalone form ("" for a question of its own)."""
+    looked_up = time.perf_counter()
+    yield {"type": "sources", "items": cached.sources}
+    timings: dict[str, Any] = {"cached": True, "cached_from": cached.message_id}
+    timings["retrieval_ms"] = timings["cache_ms"] = round((looked_up - started) * 1000, 1)
+    if cached.refusal_reason:
+        timings["refusal_reason"] = cached.refusal_reason
+    if searched_for:
+        timings["searched_for"] = searched_for
+    timings["ttft_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    yield {"type": "token", "text": cached.text}
+    timings.update(prompt_tokens=0, completion_tokens=0, tokens_per_s=0.0)
+    timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    message = await sync_to_async(_save_answer)(
+        conversation=conversation,
+        text=cached.text,
+        sources=cached.sources,
+        citations=[Attribution(n, quote) for n, quote in cached.citations],
+        timings=timings,
+        answered=cached.answered,
+        stopped=False,
+        source_texts=cached.source_texts,
+        log=log,
+    )
+    done = _done(message, conversation, [n for n, _quote in cached.citations], timings, answered=cached.answered)
+    if cached.answered:
+        done["citation_urls"] = await sync_to_async(citation_urls)(message)
     yield done
 
 
@@ -527,8 +608,10 @@ async def _refuse(
     timings: dict[str, Any],
     started: float,
     log: dict[str, Any] | None,
+    cache_key: str | None = None,
 ) -> AsyncIterator[Event]:
-    """The refusal's events, in the question's language, and the refusal stored as the answer."""
+    """The refusal's events, in the question's language, and the refusal stored as the answer (and in the answer
+    cache under `cache_key`, when given)."""
     refusal = knowledge_base.refusal_for(language)
     yield {"type": "sources", "items": []}
     yield {"type": "token", "text": refusal}
@@ -545,6 +628,17 @@ async def _refuse(
         stopped=False,
         log=log,
     )
+    if cache_key is not None:
+        entry = answer_cache.CachedAnswer(
+            text=refusal,
+            sources=[],
+            citations=[],
+            answered=False,
+            language=language,
+            message_id=message.pk,
+            refusal_reason=str(timings.get("refusal_reason") or ""),
+        )
+        await sync_to_async(answer_cache.store, thread_sensitive=False)(cache_key, entry)
     yield _done(message, conversation, [], timings, answered=False)
 
 

@@ -20,6 +20,7 @@ from kb.services import (
     document_delete,
     document_reingest,
     document_restrict,
+    knowledge_base_content_changed,
     membership_remove,
     membership_set,
 )
@@ -68,6 +69,8 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
         if not change and obj.owner_id is None:
             obj.owner = request.user  # type: ignore[assignment]  # whoever creates a base in the admin owns it
         super().save_model(request, obj, form, change)
+        if change:  # refusals, retrieval mode, the answer cache itself: stored answers may no longer hold
+            knowledge_base_content_changed(knowledge_base_id=obj.pk)
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # type: ignore[no-untyped-def]
         if formset.model is not Membership:
@@ -213,6 +216,11 @@ class DocumentAdmin(admin.ModelAdmin):
         if db_field.name == "knowledge_base":
             return knowledge_base_list_for(user=request.user, role=Role.EDITOR)
         return super().get_field_queryset(db, db_field, request)
+
+    def save_model(self, request: HttpRequest, obj: Document, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if "title" in form.changed_data:  # sources and prompts name the document by its title
+            knowledge_base_content_changed(knowledge_base_id=obj.knowledge_base_id)
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:  # type: ignore[no-untyped-def]
         # A restriction moves the document's words between term pools: through the service, never save_m2m.

@@ -53,6 +53,18 @@ class KnowledgeBase(models.Model):
         related_name="owned_knowledge_bases",
         verbose_name=_("owner"),
     )
+    # Repeated questions answered from the stored answer (chat.answer_cache) while the base is unchanged.
+    answer_cache = models.BooleanField(
+        _("answer cache"),
+        default=True,
+        help_text=_(
+            "Answer a question asked again from the stored answer and its sources, without the language model, "
+            "until a document, the access rules or these settings change."
+        ),
+    )
+    # Bumped by every change that can change an answer (documents stored, replaced, deleted, access, settings):
+    # part of the answer cache's key, so a change leaves the old entries unreachable (kb.services).
+    content_version = models.PositiveBigIntegerField(_("content version"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -68,6 +80,12 @@ class KnowledgeBase(models.Model):
             from kb.embedder import default_name
 
             self.embedder = default_name()
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            # `content_version` moves only by kb.services.knowledge_base_content_changed's atomic increment: a
+            # form saving the value it read would set it back, and bring stale cached answers back with it.
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "content_version"
+            ]
         super().save(*args, **kwargs)
 
     def refusal_for(self, language: str) -> str:

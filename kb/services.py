@@ -62,6 +62,22 @@ def knowledge_base_create(
     return kb
 
 
+def knowledge_base_content_changed(*, knowledge_base_id: int) -> None:
+    """Bump the base's `content_version` once the current transaction commits (at once outside one).
+
+    Every change that can change an answer calls it (a document stored, replaced, deleted or queued again, a
+    restriction, a membership, the base's settings, a re-embedding): the version is part of the answer cache's
+    key (chat.answer_cache), so the base's stored answers are no longer found. After the commit, because a reader
+    that sees the new version must also see the new content; and outside the writer's transaction, whose locks
+    (the base's row is share-locked while chunks are stored) an update of the row would otherwise contend with.
+    """
+
+    def bump() -> None:
+        KnowledgeBase.objects.filter(pk=knowledge_base_id).update(content_version=F("content_version") + 1)
+
+    transaction.on_commit(bump)
+
+
 def _sha256(handle: IO[bytes]) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -140,6 +156,7 @@ def _document_replace(
         document.save(update_fields=[*fields, "updated_at"])
         if old_name and old_name != document.file.name:
             transaction.on_commit(lambda: storage.delete(old_name))
+        knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)
         if enqueue:
             enqueue_on_commit(document.pk)
     return DocumentCreated(document, created=False, queued=enqueue, replaced=True)
@@ -154,6 +171,7 @@ def document_reingest(*, document: Document) -> None:
     with transaction.atomic():
         Document.objects.filter(pk=document.pk).update(status=Document.Status.QUEUED, stage="", progress=0, error="")
         document.status, document.stage, document.progress, document.error = Document.Status.QUEUED, "", 0, ""
+        knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)
         enqueue_on_commit(document.pk)
 
 
@@ -164,6 +182,7 @@ def document_delete(*, document: Document) -> None:
     with transaction.atomic():
         update_term_stats(document_id=document.pk, sign=-1)
         document.delete()  # chunks go with it (ON DELETE CASCADE)
+        knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)
         transaction.on_commit(lambda: storage.delete(name) if name else None)
 
 
@@ -192,6 +211,7 @@ def membership_set(
         membership, created = Membership.objects.select_for_update().get_or_create(
             knowledge_base=knowledge_base, **lookup, defaults={"role": role}
         )
+        before_role = None if created else membership.role
         if created:
             _audit(knowledge_base=knowledge_base, actor=actor, action="member_added", target=target, role=role)
         elif membership.role != role:
@@ -206,6 +226,8 @@ def membership_set(
                 before=before,
                 role=role,
             )
+        if created or before_role != role:
+            knowledge_base_content_changed(knowledge_base_id=knowledge_base.pk)
     return membership
 
 
@@ -225,6 +247,7 @@ def membership_remove(*, membership: Membership, actor: Any) -> None:
             role=membership.role,
         )
         membership.delete()
+        knowledge_base_content_changed(knowledge_base_id=membership.knowledge_base_id)
 
 
 def document_restrict(*, document: Document, groups: Any, actor: Any) -> Document:
@@ -253,6 +276,7 @@ def document_restrict(*, document: Document, groups: Any, actor: Any) -> Documen
             document_id=document.pk,
             groups=sorted(g.name for g in groups),
         )
+        knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)
     return document
 
 
@@ -325,6 +349,7 @@ def knowledge_base_reembed(
                 continue
             chunks.update(embedding=F("next_embedding"), next_embedding=None)
             KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(embedder=model, next_embedder="")
+            knowledge_base_content_changed(knowledge_base_id=knowledge_base.pk)
         knowledge_base.embedder, knowledge_base.next_embedder = model, ""
         return True
 

@@ -276,6 +276,13 @@ DOCENT_TRUST_X_FORWARDED_FOR = env_bool("DOCENT_TRUST_X_FORWARDED_FOR", False)  
 # question is searched with them), "model", "combine" or "off".
 DOCENT_CONDENSE = env("DOCENT_CONDENSE", "auto")
 DOCENT_MAX_FRAME_BYTES = 16 * 1024
+# The answer cache (chat.answer_cache): a question asked again on an unchanged base, by someone who sees the
+# same documents, is answered from the stored answer without the model, for DOCENT_ANSWER_CACHE_TTL seconds.
+# Each base may switch it off in its settings. Questions' embeddings are kept in each process too, the
+# DOCENT_QUERY_EMBED_CACHE most recent (0: none).
+DOCENT_ANSWER_CACHE = env_bool("DOCENT_ANSWER_CACHE", True)
+DOCENT_ANSWER_CACHE_TTL = int(env("DOCENT_ANSWER_CACHE_TTL", "86400"))
+DOCENT_QUERY_EMBED_CACHE = int(env("DOCENT_QUERY_EMBED_CACHE", "2048"))
 # The OpenAI-compatible API (api/): per-key requests a minute (a key may set its own for questions), the
 # largest request body, and what one embeddings request may hold.
 DOCENT_API_QUESTIONS_PER_MINUTE = int(env("DOCENT_API_QUESTIONS_PER_MINUTE", "20"))

@@ -24,6 +24,7 @@ from kb.ingest.parse import ParseError
 from kb.ingest.store import EmbedderChanged, LeaseLost, merge_search_index, store_chunks
 from kb.language import detect_language
 from kb.models import Document, KnowledgeBase
+from kb.services import knowledge_base_content_changed
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,10 @@ def run_pipeline(
         progress.publish(document)
         if on_progress:
             on_progress(document)
+    if document.status in (Document.Status.READY, Document.Status.FAILED):
+        # Its chunks, or whether it counts among the base's ready documents (the languages a question is
+        # searched in), changed: the base's stored answers are stale (chat.answer_cache).
+        knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)
     if document.status == Document.Status.FAILED:
         return IngestResult(document.pk, Document.Status.FAILED, 0, document.error)
     logger.info("ingested document %s: %s chunks", document.pk, count)

@@ -156,4 +156,7 @@ def store_chunks(
         )
     write_postings(document_id=document.pk)
     update_term_stats(document_id=document.pk, sign=1)
+    from kb.services import knowledge_base_content_changed
+
+    knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)  # stored answers are stale
     return len(chunks)

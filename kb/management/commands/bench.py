@@ -29,6 +29,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--workers", default="1,2", help="ingest: Celery worker processes to time, comma-separated")
         parser.add_argument("--clients", default="1,8,32", help="load: concurrent clients, comma-separated")
+        parser.add_argument(
+            "--repeat-share",
+            type=float,
+            default=0.0,
+            help="load: share of each round's questions asked before (answer cache on); 0: all new, cache off",
+        )
         parser.add_argument("--documents", type=int, default=8, help="reliability: documents ingested under kills")
         parser.add_argument("--kills", type=int, default=6, help="reliability: worker SIGKILLs during ingestion")
         parser.add_argument(
@@ -76,7 +82,11 @@ class Command(BaseCommand):
             if name == "chat":
                 report = benchmarks.bench_chat(log=log)
             else:
-                report = benchmarks.bench_load(clients=[int(n) for n in options["clients"].split(",")], log=log)
+                report = benchmarks.bench_load(
+                    clients=[int(n) for n in options["clients"].split(",")],
+                    log=log,
+                    repeat_share=options["repeat_share"],
+                )
         if report is None:
             raise CommandError(f"benchmark {name} produced no figures")
         self.print_table(report)
