@@ -421,6 +421,7 @@ def run_soak(
         "DOCENT_PRELOAD": "1",
         "DOCENT_LLM_MODEL": model,
         "DOCENT_ANSWER_CHECK": "off",
+        "DOCENT_ANSWER_CACHE": "0",  # the soak's questions repeat: each must reach the model
         "DOCENT_MAX_ANSWER_TOKENS": "48",
         # one decoding thread: on a machine busy with other work, llama.cpp's thread team waiting at its barriers
         # for a descheduled member made answers 10-20x slower

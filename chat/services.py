@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.http import Http404
@@ -388,7 +389,7 @@ async def answer(
     search_text = await sync_to_async(standalone_question, thread_sensitive=False)(previous, question)
     cache_key, cached = None, None
     if channel is not None:  # evaluations measure the model: never answered from the cache
-        cache_key, cached = await sync_to_async(_cache_lookup)(
+        cache_key, cached = await database_sync_to_async(_cache_lookup, thread_sensitive=False)(
             knowledge_base_id=knowledge_base.pk,
             user=user,
             text=answer_cache.cache_text(previous, question, search_text),
@@ -402,7 +403,9 @@ async def answer(
         async for event in _answer_from_cache(cached, conversation, searched_for, started, log):
             yield event
         return
-    result = await sync_to_async(_search)(knowledge_base, search_text, mode, user)
+    # Off the one thread that Channels' database calls share (thread_sensitive): a queue of searches there held
+    # up new sockets' sign-in lookups past the handshake timeout under load (bench reliability's soak).
+    result = await database_sync_to_async(_search, thread_sensitive=False)(knowledge_base, search_text, mode, user)
     retrieval_ms = (time.perf_counter() - started) * 1000
     sources = [source_item(n, hit) for n, hit in enumerate(result.hits, start=1)]
     timings: dict[str, Any] = {
