@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kb.bench_ingest import bench_ingest
-from kb.benchmarks import bench_retrieval
+from kb.benchmarks import CorpusUnavailable, bench_retrieval
 
 BENCHMARKS = ("ingest", "retrieval", "chat", "load", "reliability")
 
@@ -35,9 +35,12 @@ class Command(BaseCommand):
         log = self.stdout.write
         name = options["benchmark"]
         if name == "retrieval":
-            report = bench_retrieval(
-                chunks=options["chunks"], queries=options["queries"], reindex=options["reindex"], log=log
-            )
+            try:
+                report = bench_retrieval(
+                    chunks=options["chunks"], queries=options["queries"], reindex=options["reindex"], log=log
+                )
+            except CorpusUnavailable as exc:
+                raise CommandError(str(exc)) from exc
         elif name == "reliability":
             from kb.bench_reliability import bench_reliability
 
