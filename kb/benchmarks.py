@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ def build_base(
     log: Callable[[str], None],
     *,
     group_texts: int = 2000,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Store `corpus` in the base, one document per man page, through the product's own store (chunks,
     full-text vectors, postings, term statistics; the GIN pending list merged after each document).
@@ -99,9 +101,12 @@ def build_base(
     Pages go in turn by language (an English page, a French one, a Chinese one, ...), in groups of about
     `group_texts` chunks: the group's texts missing from the on-disk embedding cache (`EMBEDDING_CACHE`, keyed
     by embedder and sha256 of the text; other processes may fill it meanwhile) are embedded by the base's
-    embedder and added to it, then the group is stored. Pages already stored (an interrupted run) are
-    skipped. Returns {"embedded": texts embedded now, "embed_s": seconds embedding, "stored_documents":
-    documents written now}.
+    embedder and added to it, on a second thread while the group before is stored. Pages already stored (an
+    interrupted run) are skipped. With `deadline` (a `time.monotonic()` value), no group is started after
+    it: the base is left partly built, a balanced part of the corpus, and the next run goes on.
+
+    Returns {"embedded": texts embedded now, "embed_s": seconds embedding, "stored_documents": documents
+    written now, "pages_left": pages not stored because of the deadline}.
     """
     name = knowledge_base.embedder
     cache = bench_corpus.EmbeddingCache(EMBEDDING_CACHE, name)
@@ -116,24 +121,44 @@ def build_base(
         for page, chunks in (item for item in group if item is not None)
         if page_title(page) not in stored
     ]
+    groups: list[list[tuple[str, list[bench_corpus.CorpusChunk]]]] = []
+    for item in todo:
+        if not groups or sum(len(chunks) for _, chunks in groups[-1]) >= group_texts:
+            groups.append([])
+        groups[-1].append(item)
     total = sum(len(chunks) for _, chunks in todo)
     log(f"  {len(todo)} pages ({total} chunks) to store; {len(cache)} texts in the embedding cache")
-    embedded, embed_seconds, written, done = 0, 0.0, 0, 0
-    while todo:
-        group: list[tuple[str, list[bench_corpus.CorpusChunk]]] = []
-        while todo and (not group or sum(len(c) for _, c in group) < group_texts):
-            group.append(todo.pop(0))
-        texts = [c.text for _, chunks in group for c in chunks]
-        cache.refresh()
+
+    def embed(group: list[tuple[str, list[bench_corpus.CorpusChunk]]]) -> tuple[int, float]:
         started = time.perf_counter()
-        embedded += cache.fill(texts, lambda batch: embedder.embed_documents(batch, name), batch=len(texts))
-        embed_seconds += time.perf_counter() - started
-        for page, chunks in group:
-            store_page(knowledge_base, page, chunks, cache.get([c.text for c in chunks]))
-            written += 1
-        done += len(texts)
-        log(f"  stored {done}/{total} chunks ({written} pages), {embedded} embedded, {time.strftime('%H:%M:%S')}")
-    return {"embedded": embedded, "embed_s": embed_seconds, "stored_documents": written}
+        cache.refresh()
+        texts = [c.text for _, chunks in group for c in chunks]
+        count = cache.fill(texts, lambda batch: embedder.embed_documents(batch, name), batch=len(texts) or 1)
+        return count, time.perf_counter() - started
+
+    embedded, embed_seconds, written, done, left = 0, 0.0, 0, 0, 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(embed, groups[0]) if groups else None
+        for number, group in enumerate(groups):
+            assert pending is not None
+            count, seconds = pending.result()
+            embedded, embed_seconds = embedded + count, embed_seconds + seconds
+            following = groups[number + 1] if number + 1 < len(groups) else None
+            if following is not None and (deadline is None or time.monotonic() < deadline):
+                pending = pool.submit(embed, following)
+            else:
+                pending = None
+            for page, chunks in group:
+                store_page(knowledge_base, page, chunks, cache.get([c.text for c in chunks]))
+                written += 1
+            done += sum(len(chunks) for _, chunks in group)
+            log(f"  stored {done}/{total} chunks ({written} pages), {embedded} embedded, {time.strftime('%H:%M:%S')}")
+            if pending is None:
+                left = len(todo) - written
+                break
+    if left:
+        log(f"  build stopped at its deadline: {left} pages left for the next run")
+    return {"embedded": embedded, "embed_s": embed_seconds, "stored_documents": written, "pages_left": left}
 
 
 def store_page(
@@ -220,13 +245,16 @@ def bench_retrieval(
     reindex: bool,
     log: Callable[[str], None],
     ef_search: tuple[int, ...] = EF_SEARCH_CURVE,
+    build_minutes: float | None = None,
 ) -> Report:
     """Hybrid and dense query latency beside the bare library, and HNSW recall@10 against exact search, on a base
     of `chunks` distinct man-page chunks in English, French and Chinese (kb.bench_corpus).
 
     `queries` timed questions (man pages' NAME summaries, held out of the chunks), after as many others as a
     warm-up; recall@10 is also measured for each `ef_search` value (the trade-off curve; the product's
-    setting, DOCENT_HNSW_EF_SEARCH, is what the headline figures use). Raises CorpusUnavailable naming the
+    setting, DOCENT_HNSW_EF_SEARCH, is what the headline figures use). With `build_minutes`, building the base
+    (embedding what the cache lacks, storing) stops after about that long and the figures are measured on
+    the part built (`conditions.complete` false; a rerun goes on building). Raises CorpusUnavailable naming the
     Debian packages to install when the sources are missing, or when they hold fewer distinct chunks.
     """
     corpus_or_explain()
@@ -243,7 +271,8 @@ def bench_retrieval(
     if len(corpus) < chunks:
         raise CorpusUnavailable(f"the installed man pages hold {len(corpus)} distinct chunks, fewer than {chunks}")
     log(f"  corpus: {len(corpus)} distinct chunks, {len(all_queries)} queries, built in {corpus_seconds:.0f} s")
-    built = build_base(knowledge_base, corpus, log)
+    deadline = None if build_minutes is None else time.monotonic() + 60 * build_minutes
+    built = build_base(knowledge_base, corpus, log, deadline=deadline)
     changed = built["stored_documents"] > 0
     build_seconds = rebuild_hnsw(embedder.dimension(name)) if (reindex or changed) else None
     with connection.cursor() as cursor:
@@ -347,6 +376,8 @@ def bench_retrieval(
         "figures": figures,
         "conditions": {
             "chunks": stored_chunks,
+            "target_chunks": chunks,
+            "complete": built["pages_left"] == 0 and stored_chunks == chunks,
             "distinct_texts": distinct_texts,
             "chunks_by_language": per_language,
             "documents": documents,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,20 @@ def test_build_base_stores_one_document_per_page_from_the_cache(
     second = benchmarks.build_base(base, chunks, lambda _: None)  # nothing left to embed or store
     assert second["embedded"] == 0 and second["stored_documents"] == 0
     assert stored.count() == len(chunks)
+
+
+@pytest.mark.django_db
+def test_build_base_stops_at_its_deadline_and_the_next_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(benchmarks, "EMBEDDING_CACHE", tmp_path)
+    chunks, _ = build_corpus(100, max_tokens=24, sources=SOURCES)
+    base = knowledge_base_create(slug="bench-corpus-deadline", name="bench corpus deadline")
+    # one page a group; the deadline has passed, so only the first group is embedded and stored
+    first = benchmarks.build_base(base, chunks, lambda _: None, group_texts=1, deadline=time.monotonic())
+    assert first["stored_documents"] == 1 and first["pages_left"] == 2
+    assert Document.objects.get(knowledge_base=base).language == "en"
+    rest = benchmarks.build_base(base, chunks, lambda _: None, group_texts=1)
+    assert rest["stored_documents"] == 2 and rest["pages_left"] == 0
+    assert rest["embedded"] == len([c for c in chunks if c.language != "en"])
+    assert Chunk.objects.filter(knowledge_base=base).count() == len(chunks)

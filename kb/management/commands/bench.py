@@ -24,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=int, default=200, help="retrieval: queries to time")
         parser.add_argument("--reindex", action="store_true", help="retrieval: rebuild the HNSW index and time it")
         parser.add_argument(
+            "--build-minutes",
+            type=float,
+            help="retrieval: stop building the base after about this long and measure the part built (a rerun goes on)",
+        )
+        parser.add_argument(
             "--file", action="append", help="ingest: a document to ingest, repeatable (default: the mixed corpus)"
         )
         parser.add_argument("--workers", default="1,2", help="ingest: Celery worker processes to time, comma-separated")
@@ -37,7 +42,11 @@ class Command(BaseCommand):
         if name == "retrieval":
             try:
                 report = bench_retrieval(
-                    chunks=options["chunks"], queries=options["queries"], reindex=options["reindex"], log=log
+                    chunks=options["chunks"],
+                    queries=options["queries"],
+                    reindex=options["reindex"],
+                    build_minutes=options["build_minutes"],
+                    log=log,
                 )
             except CorpusUnavailable as exc:
                 raise CommandError(str(exc)) from exc
