@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.docent-installed
 
-.PHONY: run test setup lint typecheck clean messages
+.PHONY: run test setup lint typecheck clean messages bench-corpus
 
 run: setup
 	$(PY) -m config.launcher run
@@ -58,6 +58,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 # Chinese text in the browser tests' screenshots (headless Chromium has no CJK font of its own).
 $(CJK_FONT):
 	test -f $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk; }
+
+# The Debian packages `manage.py bench retrieval` builds its corpus from (man pages in English, French and
+# Chinese, rendered by mandoc). Not part of `setup`: neither `make run` nor `make test` needs them.
+bench-corpus:
+	command -v mandoc >/dev/null && test -d /usr/share/man/fr/man1 && test -d /usr/share/man/zh_CN/man1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mandoc manpages manpages-dev \
+		manpages-fr manpages-zh; }
 
 # After changing interface text: the French and Chinese catalogues updated from the code (translate the new
 # entries in locale/*/LC_MESSAGES/*.po), then compiled. See README, "Languages".

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kb.bench_ingest import bench_ingest
-from kb.benchmarks import bench_retrieval
+from kb.benchmarks import CorpusUnavailable, bench_retrieval
 
 BENCHMARKS = ("ingest", "retrieval", "chat", "load", "reliability")
 PARTS = ("hostile", "kills", "ratelimits", "soak")  # bench reliability's parts (kb.bench_reliability)
@@ -24,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--chunks", type=int, default=100_000, help="retrieval: chunks in the benchmark base")
         parser.add_argument("--queries", type=int, default=200, help="retrieval: queries to time")
         parser.add_argument("--reindex", action="store_true", help="retrieval: rebuild the HNSW index and time it")
+        parser.add_argument(
+            "--build-minutes",
+            type=float,
+            help="retrieval: stop building the base after about this long and measure the part built (a rerun goes on)",
+        )
         parser.add_argument(
             "--file", action="append", help="ingest: a document to ingest, repeatable (default: the mixed corpus)"
         )
@@ -53,9 +58,16 @@ class Command(BaseCommand):
         log = self.stdout.write
         name = options["benchmark"]
         if name == "retrieval":
-            report = bench_retrieval(
-                chunks=options["chunks"], queries=options["queries"], reindex=options["reindex"], log=log
-            )
+            try:
+                report = bench_retrieval(
+                    chunks=options["chunks"],
+                    queries=options["queries"],
+                    reindex=options["reindex"],
+                    build_minutes=options["build_minutes"],
+                    log=log,
+                )
+            except CorpusUnavailable as exc:
+                raise CommandError(str(exc)) from exc
         elif name == "reliability":
             from kb.bench_reliability import bench_reliability
 
