@@ -1,7 +1,7 @@
 """Docent's web server started on a free port, as `make run` starts it (config.web: daphne with its websocket
 keep-alive and goodbye on shutdown), for the tests and benchmarks that talk to it over real HTTP and websockets.
 
-One implementation for both: tests/servers.py and chat/benchmarks.py wrap it.
+One implementation for both: tests/servers.py and evaluation/bench_chat.py wrap it.
 """
 
 from __future__ import annotations

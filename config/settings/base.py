@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "chat.widget",
     "api",
     "insights",
+    "evaluation",  # measurement: bench, eval_qa, eval_retrieval; no product app imports it
 ]
 
 MIDDLEWARE = [
@@ -237,7 +238,7 @@ DOCENT_PDF_PARSER = env("DOCENT_PDF_PARSER", "pdfium")
 DOCENT_OCR = env("DOCENT_OCR", "auto")  # "off": a scanned PDF fails with "needs OCR"
 DOCENT_OCR_LANGUAGES = env("DOCENT_OCR_LANGUAGES", "eng+fra+chi_sim")  # narrowed to the installed packs
 DOCENT_OCR_PAGE_TIMEOUT_S = float(env("DOCENT_OCR_PAGE_TIMEOUT_S", "120"))
-DOCENT_CHUNK_CHARS = int(env("DOCENT_CHUNK_CHARS", "900"))  # BEIR corpora chunked by characters (kb.beir)
+DOCENT_CHUNK_CHARS = int(env("DOCENT_CHUNK_CHARS", "900"))  # BEIR corpora chunked by characters (evaluation.beir)
 # Chunk size in the embedder's own word-pieces, never more than the model reads minus room for the
 # title › heading prefix that is embedded with each chunk.
 DOCENT_CHUNK_TOKENS = int(env("DOCENT_CHUNK_TOKENS", "224"))

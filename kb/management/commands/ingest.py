@@ -115,7 +115,8 @@ class Command(BaseCommand):
             self.stdout.flush()
 
     def follow(self, todo: list[tuple[Path, Document]], failures: list[tuple[str, str]]) -> None:
-        from config.celery import app
+        # The project's Celery app, which config/__init__.py makes current: kb imports nothing of config.
+        from celery import current_app as app
 
         pending = {document.pk: path for path, document in todo}
         if pending and not app.control.ping(timeout=1.0):

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kb.bench_ingest import bench_ingest
-from kb.benchmarks import CorpusUnavailable, bench_retrieval
+from evaluation.bench_ingest import bench_ingest
+from evaluation.bench_retrieval import CorpusUnavailable, bench_retrieval
 
 BENCHMARKS = ("ingest", "retrieval", "chat", "load", "reliability")
-PARTS = ("hostile", "kills", "ratelimits", "soak")  # bench reliability's parts (kb.bench_reliability)
+PARTS = ("hostile", "kills", "ratelimits", "soak")  # bench reliability's parts (evaluation.bench_reliability)
 
 
 class Command(BaseCommand):
@@ -69,7 +69,7 @@ class Command(BaseCommand):
             except CorpusUnavailable as exc:
                 raise CommandError(str(exc)) from exc
         elif name == "reliability":
-            from kb.bench_reliability import bench_reliability
+            from evaluation.bench_reliability import bench_reliability
 
             parts = [p.strip() for p in options["parts"].split(",") if p.strip()]
             if unknown := set(parts) - set(PARTS):
@@ -89,12 +89,12 @@ class Command(BaseCommand):
             workers = [int(n) for n in options["workers"].split(",") if n.strip()]
             report = bench_ingest(files=files or None, workers=workers, log=log)
         else:
-            from chat import benchmarks
+            from evaluation import bench_chat
 
             if name == "chat":
-                report = benchmarks.bench_chat(log=log)
+                report = bench_chat.bench_chat(log=log)
             else:
-                report = benchmarks.bench_load(
+                report = bench_chat.bench_load(
                     clients=[int(n) for n in options["clients"].split(",")],
                     log=log,
                     repeat_share=options["repeat_share"],

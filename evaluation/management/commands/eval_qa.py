@@ -12,8 +12,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kb import retrieval
-from kb.evaluation import (
+from evaluation.qa import (
     AttributionCase,
     Outcome,
     Passage,
@@ -27,6 +26,7 @@ from kb.evaluation import (
     summarise,
     token_f1,
 )
+from kb import retrieval
 from kb.models import Document, KnowledgeBase
 
 

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from evaluation.figures import figure
 from kb import embedder
-from kb.benchmarks import figure
 from kb.models import Chunk, Document, KnowledgeBase
 from kb.services import document_create_from_path, document_delete, knowledge_base_create
 
@@ -177,9 +177,9 @@ def _bare_encode(documents: list[Document]) -> tuple[float, int]:
         .order_by("document_id", "ordinal")
         .values_list("document_id", "text", "heading")
     ]
-    from kb import encoders
+    from evaluation.baselines import bare_encoder
 
-    _, embed_documents, _ = encoders.bare(embedder.default_name())  # the bare library, whatever the backend
+    _, embed_documents, _ = bare_encoder(embedder.default_name())  # the bare library, whatever the backend
     embed_documents(texts[:64])  # warm up
     started = time.perf_counter()
     embed_documents(texts)
@@ -236,7 +236,7 @@ def _bench_ingest(*, files: list[Path] | None, workers: list[int], log: Log) -> 
             "chunks": chunks,
             "chunk_tokens": settings.DOCENT_CHUNK_TOKENS,
             "pdf_parser": settings.DOCENT_PDF_PARSER,
-            "baseline": "the embedder's bare library (kb.encoders.bare) on the same texts the pipeline embedded",
+            "baseline": "the embedder's bare library (evaluation.baselines) on the same texts the pipeline embedded",
             "embedder": embedder.model_name(),
             "embed_backend": settings.DOCENT_EMBED_BACKEND,
             "cpu_cores": os.cpu_count(),

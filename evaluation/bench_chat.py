@@ -23,8 +23,8 @@ from chat.llm import get_backend
 from chat.llm.llama import model_path
 from chat.prompts import STOP_SEQUENCES, build_check_messages, build_messages
 from config import dev_servers
+from evaluation.figures import figure, percentile
 from kb import retrieval
-from kb.benchmarks import BASE_DIR, figure, percentile
 from kb.models import KnowledgeBase
 from kb.services import document_create_from_path, knowledge_base_create
 
@@ -51,7 +51,7 @@ def bench_knowledge_base() -> KnowledgeBase:
 
     knowledge_base = knowledge_base_create(slug="bench-chat", name="Benchmark: chat")
     if not knowledge_base.documents.exists():
-        path = BASE_DIR / "kb" / "demo" / "lumen-k3-manual.en.pdf"
+        path = settings.BASE_DIR / "kb" / "demo" / "lumen-k3-manual.en.pdf"
         run_pipeline(document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document)
     user = bench_user()
     if not Membership.objects.filter(knowledge_base=knowledge_base, user=user).exists():

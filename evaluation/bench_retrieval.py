@@ -24,42 +24,28 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.test.utils import override_settings
 
-from config.services import VAR_DIR
-from kb import bench_corpus, embedder, encoders, retrieval, vector_index
+from evaluation import manpages
+from evaluation.baselines import bare_encoder
+from evaluation.figures import figure, percentile
+from kb import embedder, retrieval, vector_index
 from kb.ingest.chunk import ChunkDraft
 from kb.ingest.store import merge_search_index, store_chunks
 from kb.models import Chunk, Document, KnowledgeBase
 from kb.services import knowledge_base_create
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 # Chunk budget of the benchmark corpus, in embedder tokens: sentence-level chunks (README, "bench retrieval"),
 # because e5 embeds ~20 such texts a second on this machine's two shared cores and 100,000 of the product's
 # 224-token chunks would take hours.
 CHUNK_TOKENS = 24
-EMBEDDING_CACHE = VAR_DIR / "bench" / "embeddings"
+EMBEDDING_CACHE = Path(settings.VAR_DIR) / "bench" / "embeddings"
 EF_SEARCH_CURVE = (40, 64, 100, 200, 400)
 
 Report = dict[str, Any]
 
 
-def figure(value: float, unit: str, baseline: float | None) -> dict[str, Any]:
-    ratio = round(value / baseline, 3) if baseline else None
-    return {
-        "value": round(value, 3),
-        "unit": unit,
-        "baseline": None if baseline is None else round(baseline, 3),
-        "ratio": ratio,
-    }
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def corpus_or_explain() -> None:
     """Raise CorpusUnavailable naming the Debian packages to install when the corpus's sources are missing."""
-    missing = bench_corpus.missing_packages()
+    missing = manpages.missing_packages()
     if missing:
         raise CorpusUnavailable(
             "bench retrieval builds its base from Debian's man pages; missing: "
@@ -74,7 +60,7 @@ class CorpusUnavailable(RuntimeError):
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the corpus's Debian packages ("" when dpkg does not know one)."""
-    names = [bench_corpus.FORMATTER_PACKAGE, "manpages-dev", *(package for _, _, package in bench_corpus.SOURCES)]
+    names = [manpages.FORMATTER_PACKAGE, "manpages-dev", *(package for _, _, package in manpages.SOURCES)]
     versions = {}
     for name in names:
         try:
@@ -89,7 +75,7 @@ def package_versions() -> dict[str, str]:
 
 def build_base(
     knowledge_base: KnowledgeBase,
-    corpus: list[bench_corpus.CorpusChunk],
+    corpus: list[manpages.CorpusChunk],
     log: Callable[[str], None],
     *,
     group_texts: int = 2000,
@@ -109,9 +95,9 @@ def build_base(
     written now, "pages_left": pages not stored because of the deadline}.
     """
     name = knowledge_base.embedder
-    cache = bench_corpus.EmbeddingCache(EMBEDDING_CACHE, name)
+    cache = manpages.EmbeddingCache(EMBEDDING_CACHE, name)
     stored = set(Document.objects.filter(knowledge_base=knowledge_base).values_list("title", flat=True))
-    lanes: dict[str, dict[str, list[bench_corpus.CorpusChunk]]] = {}
+    lanes: dict[str, dict[str, list[manpages.CorpusChunk]]] = {}
     for chunk in corpus:
         lanes.setdefault(chunk.language, {}).setdefault(chunk.page, []).append(chunk)
     # languages in turn, so that an interrupted first run leaves a cache that serves a smaller balanced base
@@ -121,7 +107,7 @@ def build_base(
         for page, chunks in (item for item in group if item is not None)
         if page_title(page) not in stored
     ]
-    groups: list[list[tuple[str, list[bench_corpus.CorpusChunk]]]] = []
+    groups: list[list[tuple[str, list[manpages.CorpusChunk]]]] = []
     for item in todo:
         if not groups or sum(len(chunks) for _, chunks in groups[-1]) >= group_texts:
             groups.append([])
@@ -129,7 +115,7 @@ def build_base(
     total = sum(len(chunks) for _, chunks in todo)
     log(f"  {len(todo)} pages ({total} chunks) to store; {len(cache)} texts in the embedding cache")
 
-    def embed(group: list[tuple[str, list[bench_corpus.CorpusChunk]]]) -> tuple[int, float]:
+    def embed(group: list[tuple[str, list[manpages.CorpusChunk]]]) -> tuple[int, float]:
         started = time.perf_counter()
         cache.refresh()
         texts = [c.text for _, chunks in group for c in chunks]
@@ -162,7 +148,7 @@ def build_base(
 
 
 def store_page(
-    knowledge_base: KnowledgeBase, page: str, chunks: list[bench_corpus.CorpusChunk], vectors: np.ndarray
+    knowledge_base: KnowledgeBase, page: str, chunks: list[manpages.CorpusChunk], vectors: np.ndarray
 ) -> None:
     """One man page as a ready document of the base, its chunks stored by kb.ingest.store.store_chunks."""
     languages = [c.language for c in chunks]
@@ -188,24 +174,24 @@ def page_title(page: str) -> str:
     """A man page's document title: its path under /usr/share/man ("fr/man1/ls.1.gz")."""
     path = Path(page)
     try:
-        return str(path.relative_to(bench_corpus.MAN_ROOT))
+        return str(path.relative_to(manpages.MAN_ROOT))
     except ValueError:
         return str(path)
 
 
 def pick_queries(
-    queries: list[bench_corpus.Query], count: int, rng: random.Random
-) -> tuple[list[bench_corpus.Query], list[bench_corpus.Query]]:
+    queries: list[manpages.Query], count: int, rng: random.Random
+) -> tuple[list[manpages.Query], list[manpages.Query]]:
     """(warm-up, timed): `count` queries each, as many of each language as there are (one third each when the
     sources allow), different queries in the two lists, shuffled."""
-    by_language: dict[str, list[bench_corpus.Query]] = {}
+    by_language: dict[str, list[manpages.Query]] = {}
     for query in queries:
         by_language.setdefault(query.language, []).append(query)
     languages = sorted(by_language)
     for language in languages:
         rng.shuffle(by_language[language])
-    warm_up: list[bench_corpus.Query] = []
-    timed: list[bench_corpus.Query] = []
+    warm_up: list[manpages.Query] = []
+    timed: list[manpages.Query] = []
     pool = [
         q
         for i in range(max(map(len, by_language.values()), default=0))
@@ -267,7 +253,7 @@ def _bench_retrieval(
     build_minutes: float | None = None,
 ) -> Report:
     """Hybrid and dense query latency beside the bare library, and HNSW recall@10 against exact search, on a base
-    of `chunks` distinct man-page chunks in English, French and Chinese (kb.bench_corpus).
+    of `chunks` distinct man-page chunks in English, French and Chinese (evaluation.manpages).
 
     `queries` timed questions (man pages' NAME summaries, held out of the chunks), after as many others as a
     warm-up; recall@10 is also measured for each `ef_search` value (the trade-off curve; the product's
@@ -280,7 +266,7 @@ def _bench_retrieval(
     knowledge_base = knowledge_base_create(slug=f"bench-manpages-{chunks}", name=f"Benchmark: {chunks} man-page chunks")
     name = knowledge_base.embedder
     started = time.perf_counter()
-    corpus, all_queries = bench_corpus.build_corpus(
+    corpus, all_queries = manpages.build_corpus(
         chunks,
         max_tokens=CHUNK_TOKENS,
         count_tokens=lambda text: embedder.count_tokens(text, name),
@@ -343,7 +329,7 @@ def _bench_retrieval(
     # Bare library: the encoder package's own query call and an exact scan of all vectors in memory (numpy).
     vectors = Chunk.objects.filter(knowledge_base=knowledge_base).values_list("embedding", flat=True)
     matrix = np.asarray(list(vectors), dtype="float32")
-    bare_description, _, bare_query = encoders.bare(name)
+    bare_description, _, bare_query = bare_encoder(name)
     bare_query("warm up")
     bare: list[float] = []
     for question in questions:

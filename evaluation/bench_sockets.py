@@ -167,9 +167,9 @@ def rate_limit_world() -> dict[str, Any]:
 
     from api.models import ApiKey
     from api.services import api_key_create
-    from chat.benchmarks import session_cookie
     from chat.widget.ratelimit import PREFIX
     from chat.widget.services import visitor_session_start, widget_key_upsert
+    from evaluation.bench_chat import session_cookie
     from kb.services import knowledge_base_create
 
     user, _ = get_user_model().objects.get_or_create(username="bench-ratelimit")
@@ -358,7 +358,7 @@ async def _soak(
     interval_s: float,
     drop_s: float,
 ) -> tuple[list[ClientReport], list[float]]:
-    from chat.benchmarks import ask_over_websocket
+    from evaluation.bench_chat import ask_over_websocket
 
     await ask_over_websocket(server.host, cookie, slug, questions[0])  # warm up: model and encoders loaded
     rss = [_rss_mb(server.pid)]
@@ -411,8 +411,8 @@ def run_soak(
     the benchmark user, `questions` about it. The server pings a silent socket after ping_s[0] and drops it
     ping_s[1] later; answers are DOCENT_MAX_ANSWER_TOKENS=48 tokens of `model` without the answerability check,
     decoded on one thread."""
-    from chat.benchmarks import QUESTIONS, bench_knowledge_base, session_cookie
     from config.dev_servers import docent_server
+    from evaluation.bench_chat import QUESTIONS, bench_knowledge_base, session_cookie
 
     knowledge_base = knowledge_base or bench_knowledge_base()
     questions = questions or QUESTIONS
@@ -447,7 +447,7 @@ def run_soak(
                 drop_s=drop_s,
             )
         )
-        from chat.benchmarks import ask_over_websocket
+        from evaluation.bench_chat import ask_over_websocket
 
         after = asyncio.run(ask_over_websocket(server.host, cookie, knowledge_base.slug, questions[0]))
         answering_after = "done" in after

@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 
-from kb.benchmarks import figure
+from evaluation.figures import figure
 from kb.models import Chunk, Document
 from kb.services import document_create_from_path, document_delete, knowledge_base_create
 
@@ -255,9 +255,9 @@ def bench_reliability(
     soak_interval_s: float = 20,
 ) -> dict[str, Any]:
     """The parts named in `parts` (default all: "hostile", "kills", "ratelimits", "soak"); the last two are
-    chat.bench_sockets' (against a web server of their own, with the small chat model)."""
-    from chat import bench_sockets
-    from kb.bench_ingest import _local_redis
+    evaluation.bench_sockets' (against a web server of their own, with the small chat model)."""
+    from evaluation import bench_sockets
+    from evaluation.bench_ingest import _local_redis
 
     parts = parts or ["hostile", "kills", "ratelimits", "soak"]
     workdir = Path(tempfile.mkdtemp(prefix="docent-bench-reliability-"))

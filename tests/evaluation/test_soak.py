@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from chat.bench_sockets import role_of, run_soak
-from chat.benchmarks import bench_user
+from evaluation.bench_chat import bench_user
+from evaluation.bench_sockets import role_of, run_soak
 from kb.ingest.pipeline import run_pipeline
 from kb.services import document_create_from_path, knowledge_base_create
 from tests.conftest import FIXTURES

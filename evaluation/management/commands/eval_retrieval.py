@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kb import beir, retrieval
+from evaluation import beir
+from kb import retrieval
 from kb.models import Document, KnowledgeBase
 from kb.services import knowledge_base_create
 

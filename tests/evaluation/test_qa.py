@@ -4,7 +4,7 @@ import shutil
 import pytest
 from django.core.management import call_command
 
-from kb.evaluation import Outcome, Passage, Question, first_hit_rank, is_hit, refusal, summarise
+from evaluation.qa import Outcome, Passage, Question, first_hit_rank, is_hit, refusal, summarise
 from tests.conftest import DEMO_DIR
 
 
@@ -96,7 +96,7 @@ def test_eval_qa_ingests_the_dataset_and_reports_every_mode(tmp_path):
 
 def test_attribution_scores_count_sources_that_hold_the_answer():
     from chat.citations import SentenceMatch
-    from kb.evaluation import AttributionCase, attribution_scores
+    from evaluation.qa import AttributionCase, attribution_scores
 
     copied = SentenceMatch("copied", overlap=0.9, overlap_source=(1, "a"), similarity=0.9, similarity_source=(1, "a"))
     loose = SentenceMatch("loose", overlap=0.2, overlap_source=(2, "b"), similarity=0.75, similarity_source=(3, "c"))

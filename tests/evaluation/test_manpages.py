@@ -1,4 +1,4 @@
-"""The retrieval benchmark's corpus builder and embedding cache (kb.bench_corpus), on this folder's own tiny man
+"""The retrieval benchmark's corpus builder and embedding cache (evaluation.manpages), on this folder's own tiny man
 pages (tests/fixtures/manpages): no Debian documentation package is needed."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb import bench_corpus, benchmarks
-from kb.bench_corpus import EmbeddingCache, blocks_of, build_corpus, man_pages, render
+from evaluation import bench_retrieval, manpages
+from evaluation.manpages import EmbeddingCache, blocks_of, build_corpus, man_pages, render
 from kb.encoders import E5Encoder
 from kb.language import detect_language
 from kb.models import Chunk, Document
@@ -80,11 +80,11 @@ def test_man_pages_leaves_out_links_and_so_redirections(tmp_path: Path) -> None:
 def test_missing_sources_name_the_packages_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "man1").mkdir()
     (tmp_path / "man1" / "lantern.1").write_text("x")
-    monkeypatch.setattr(bench_corpus, "MAN_ROOT", tmp_path)
-    assert {"manpages-fr", "manpages-zh"} <= set(bench_corpus.missing_packages())
-    assert "manpages" not in bench_corpus.missing_packages()
-    with pytest.raises(benchmarks.CorpusUnavailable, match=r"apt-get install -y .*manpages-fr"):
-        benchmarks.corpus_or_explain()
+    monkeypatch.setattr(manpages, "MAN_ROOT", tmp_path)
+    assert {"manpages-fr", "manpages-zh"} <= set(manpages.missing_packages())
+    assert "manpages" not in manpages.missing_packages()
+    with pytest.raises(bench_retrieval.CorpusUnavailable, match=r"apt-get install -y .*manpages-fr"):
+        bench_retrieval.corpus_or_explain()
 
 
 class CountingEncoder:
@@ -134,15 +134,15 @@ def test_the_embedding_cache_returns_the_same_vectors_without_embedding_again(tm
 def test_build_base_stores_one_document_per_page_from_the_cache(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(benchmarks, "EMBEDDING_CACHE", tmp_path)
+    monkeypatch.setattr(bench_retrieval, "EMBEDDING_CACHE", tmp_path)
     chunks, _ = build_corpus(100, max_tokens=24, sources=SOURCES)
     base = knowledge_base_create(slug="bench-corpus-test", name="bench corpus test")
-    first = benchmarks.build_base(base, chunks, lambda _: None)
+    first = bench_retrieval.build_base(base, chunks, lambda _: None)
     assert first["embedded"] == len(chunks) and first["stored_documents"] == 3
     stored = Chunk.objects.filter(knowledge_base=base)
     assert sorted(stored.values_list("text", flat=True)) == sorted(c.text for c in chunks)
     assert {d.language for d in Document.objects.filter(knowledge_base=base)} == {"en", "fr", "zh"}
-    second = benchmarks.build_base(base, chunks, lambda _: None)  # nothing left to embed or store
+    second = bench_retrieval.build_base(base, chunks, lambda _: None)  # nothing left to embed or store
     assert second["embedded"] == 0 and second["stored_documents"] == 0
     assert stored.count() == len(chunks)
 
@@ -151,14 +151,14 @@ def test_build_base_stores_one_document_per_page_from_the_cache(
 def test_build_base_stops_at_its_deadline_and_the_next_run_goes_on(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(benchmarks, "EMBEDDING_CACHE", tmp_path)
+    monkeypatch.setattr(bench_retrieval, "EMBEDDING_CACHE", tmp_path)
     chunks, _ = build_corpus(100, max_tokens=24, sources=SOURCES)
     base = knowledge_base_create(slug="bench-corpus-deadline", name="bench corpus deadline")
     # one page a group; the deadline has passed, so only the first group is embedded and stored
-    first = benchmarks.build_base(base, chunks, lambda _: None, group_texts=1, deadline=time.monotonic())
+    first = bench_retrieval.build_base(base, chunks, lambda _: None, group_texts=1, deadline=time.monotonic())
     assert first["stored_documents"] == 1 and first["pages_left"] == 2
     assert Document.objects.get(knowledge_base=base).language == "en"
-    rest = benchmarks.build_base(base, chunks, lambda _: None, group_texts=1)
+    rest = bench_retrieval.build_base(base, chunks, lambda _: None, group_texts=1)
     assert rest["stored_documents"] == 2 and rest["pages_left"] == 0
     assert rest["embedded"] == len([c for c in chunks if c.language != "en"])
     assert Chunk.objects.filter(knowledge_base=base).count() == len(chunks)

@@ -4,7 +4,7 @@ import math
 import pytest
 from django.core.management import call_command
 
-from kb.beir import (
+from evaluation.beir import (
     CorpusDocument,
     load_corpus,
     load_qrels,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.bench_reliability import kill_corpus, run_hostile, run_kills, still_answering
+from evaluation.bench_reliability import kill_corpus, run_hostile, run_kills, still_answering
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
