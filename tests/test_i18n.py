@@ -86,7 +86,7 @@ def test_the_catalogues_hold_every_string_the_code_marks(tmp_path: Path) -> None
     nothing the code no longer says."""
     copy = tmp_path / "tree"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules", ".venv", "var")
-    for name in ("accounts", "api", "chat", "config", "insights", "kb", "templates", "static", "locale"):
+    for name in ("accounts", "api", "chat", "config", "evaluation", "insights", "kb", "templates", "static", "locale"):
         shutil.copytree(BASE_DIR / name, copy / name, ignore=ignore, symlinks=True)
     environment = {**os.environ, "PYTHONPATH": str(copy)}
     subprocess.run(
