@@ -1,4 +1,4 @@
-"""`/v1/...`: the OpenAI-compatible transport over `chat.services.answer` and the embedders.
+"""`/v1/...`: the OpenAI-compatible transport over `chat.answer.answer` and the embedders.
 
 Each request: bearer key → its user and bases → the same answer path as the websocket (retrieval, refusal,
 follow-ups, answer language, generation queue), written in OpenAI's format (api.protocol).
@@ -23,8 +23,9 @@ from api.models import ApiConversation, ApiKey
 from api.protocol import ApiError
 from api.selectors import api_key_knowledge_base, api_key_knowledge_bases
 from api.services import api_key_authenticate
+from chat.answer import answer
+from chat.events import AnswerError
 from chat.models import QuestionLog
-from chat.services import AnswerError, answer
 from chat.widget.ratelimit import Limit, rate_limit_hit
 from kb import embedder, encoders
 from kb.models import KnowledgeBase

@@ -72,7 +72,7 @@ def cache_text(previous: list[str], question: str, search_text: str) -> str | No
 
 @dataclass
 class CachedAnswer:
-    """What a cached reply needs to stream and to store itself as a normal answer (chat.services._save_answer).
+    """What a cached reply needs to stream and to store itself as a normal answer (chat.services.answer_save).
 
     `sources`: the protocol's SOURCE items as first shown; `citations`: (source number, quote) pairs;
     `source_texts`: the cited sources' chunk texts, by number, to locate each quote in its chunk;

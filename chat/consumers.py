@@ -15,8 +15,9 @@ from django.utils.translation import gettext as _
 
 from accounts.language import SocketLanguageMixin, language_from_scope
 from chat import limits
+from chat.answer import answer
+from chat.events import AnswerError
 from chat.models import QuestionLog
-from chat.services import AnswerError, answer
 from kb.selectors import knowledge_base_for_user
 
 logger = logging.getLogger(__name__)

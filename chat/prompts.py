@@ -90,7 +90,7 @@ def build_messages(
 
 
 # Asked before answering; the model's first token's odds of yes against no are the answerability score
-# (chat.services.answer_check_threshold). Worded in English for every language; of four wordings measured on the
+# (chat.generation.answer_check_threshold). Worded in English for every language; of four wordings measured on the
 # evaluation sets (README, "Refusal") this one separated answerable from unanswerable questions best. It shares
 # the answer prompt's system message and context, so the model reads the context once for both.
 CHECK_REQUEST = (

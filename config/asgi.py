@@ -36,7 +36,7 @@ if os.environ.get("DOCENT_PRELOAD") == "1":
                 embedder.embed_query("warm up", name)
         backend = get_backend()
         if hasattr(backend, "warm_up"):
-            from chat.services import generation_executor
+            from chat.generation import generation_executor
 
             # On the thread that will generate: llama.cpp's OpenMP team belongs to the thread that first runs
             # it, and with the model loaded here on the preload thread the web process's answers were decoded

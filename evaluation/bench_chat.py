@@ -227,7 +227,8 @@ def prompt_for(
     knowledge_base: KnowledgeBase, question: str
 ) -> tuple[list[dict[str, str]], list[dict[str, str]] | None]:
     """The answer's messages as the product builds them, and the answerability check's when the product asks it."""
-    from chat.services import answer_check_threshold, prompt_sources, source_token_budget
+    from chat.answer import prompt_sources
+    from chat.generation import answer_check_threshold, source_token_budget
 
     found = retrieval.search(knowledge_base=knowledge_base, question=question)
     backend = get_backend()
@@ -249,7 +250,7 @@ def prompt_for(
 
 
 def bench_chat(*, log: Log, rounds: int = 2) -> dict[str, Any]:
-    from chat.services import answer_check_threshold
+    from chat.generation import answer_check_threshold
 
     knowledge_base = bench_knowledge_base()
     cookie = session_cookie()

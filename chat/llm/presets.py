@@ -51,7 +51,7 @@ class Preset:
     sha256: str = ""  # of the assembled source file, as its author published it
     size: int = 0
     file: str = ""  # the file Docent runs (requantized from the source)
-    # answerability score below which the answer is refused (chat.services.answer_check_threshold); None: the
+    # answerability score below which the answer is refused (chat.generation.answer_check_threshold); None: the
     # model is not asked (too small to judge, or not calibrated)
     answer_check: float | None = None
 

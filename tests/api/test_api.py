@@ -207,7 +207,7 @@ async def test_a_full_queue_is_503_and_a_lost_model_server_too(manual_kb, user, 
     from asgiref.sync import sync_to_async
 
     from chat import llm
-    from chat.services import generation_queue
+    from chat.generation import generation_queue
     from config.services import free_port
 
     raw = (await sync_to_async(api_key_create)(user=user))[1]

@@ -17,10 +17,10 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group
 
 from chat import answer_cache
+from chat.answer import answer
 from chat.llm import get_backend
 from chat.models import Citation, Message, QuestionLog, SourceShown
 from chat.routing import websocket_urlpatterns
-from chat.services import answer
 from kb import embedder
 from kb.ingest.pipeline import run_pipeline
 from kb.models import Document, KnowledgeBase
@@ -38,7 +38,7 @@ MANUAL = BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md"
 
 
 def ask(knowledge_base: KnowledgeBase, question: str, user: Any, conversation: int | None = None) -> list[dict]:
-    """The events of one question through chat.services.answer, as the chat's consumer iterates it."""
+    """The events of one question through chat.answer.answer, as the chat's consumer iterates it."""
 
     async def run() -> list[dict]:
         return [

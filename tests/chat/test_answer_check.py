@@ -7,11 +7,11 @@ import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
+from chat.generation import answer_check_threshold
 from chat.llm import get_backend, presets, reset_backends
 from chat.models import Message
 from chat.prompts import PromptSource, build_check_messages, build_messages
 from chat.routing import websocket_urlpatterns
-from chat.services import answer_check_threshold
 
 QUESTION = "How do I do a factory reset of the Lumen K3 kettle?"
 SOURCES = [PromptSource(n=1, title="Manual", page=3, heading="Factory reset", text="Hold the power button for 10 s.")]

@@ -42,7 +42,7 @@ def test_an_attributed_citation_links_to_its_highlighted_span(client, user):
     from chat.citations import Attribution
     from chat.models import Citation, Conversation, Message
     from chat.selectors import citation_urls
-    from chat.services import _save_answer
+    from chat.services import answer_save
     from kb.ingest.pipeline import run_pipeline
     from kb.models import Chunk
     from kb.services import document_create, knowledge_base_create
@@ -56,7 +56,7 @@ def test_an_attributed_citation_links_to_its_highlighted_span(client, user):
     conversation = Conversation.objects.create(user=user, knowledge_base=knowledge_base)
     quote = "Release the buttons."
     source = {"n": 1, "chunk_id": chunk.pk, "url": f"/kb/documents/{document.pk}/passage/{chunk.pk}/"}
-    message = _save_answer(
+    message = answer_save(
         conversation=conversation,
         text="Release them.",
         sources=[source],

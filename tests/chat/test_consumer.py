@@ -192,7 +192,7 @@ async def test_open_sockets_are_limited_and_released(manual_kb, user, settings):
 async def test_a_client_leaving_mid_answer_stops_generation_and_frees_the_model(manual_kb, user):
     import asyncio
 
-    from chat.services import generation_queue
+    from chat.generation import generation_queue
 
     communicator = await connect(user)
     await communicator.send_json_to({"type": "ask", "question": QUESTION, "kb": manual_kb.slug, "conversation": None})

@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
+from chat.generation import GenerationQueue, QueueFull
 from chat.prompts import PromptSource, build_messages, split_answer_sentences
-from chat.services import GenerationQueue, QueueFull
 
 
 def words(text: str) -> int:
@@ -41,8 +41,8 @@ def test_a_last_source_that_would_be_a_scrap_is_left_out():
 
 
 def test_chinese_sources_are_budgeted_in_the_chat_models_tokens_and_fit_its_context(settings):
+    from chat.generation import source_token_budget
     from chat.llm.llama import LlamaCppBackend
-    from chat.services import source_token_budget
 
     backend = LlamaCppBackend()
     text = "按住电源键和温度键十秒钟，水壶会恢复出厂设置，所有自定义温度都会被清除。" * 12

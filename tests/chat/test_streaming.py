@@ -200,7 +200,7 @@ def test_generations_run_on_one_thread_per_model_slot() -> None:
     """The in-process model's OpenMP team stays on one thread (a second team throttles both)."""
     import threading
 
-    from chat.services import generation_executor
+    from chat.generation import generation_executor
 
     single = generation_executor(1)
     assert generation_executor(1) is single and single._max_workers == 1

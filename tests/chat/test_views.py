@@ -5,8 +5,8 @@ import asyncio
 import pytest
 from django.urls import reverse
 
+from chat.answer import answer
 from chat.models import Message, QuestionLog
-from chat.services import answer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,8 +25,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from chat.answer import answer
 from chat.models import QuestionLog
-from chat.services import answer
 from insights.analytics import Period, analytics_daily
 from insights.views_analytics import csv_cell, period_from
 from kb.models import Document, KnowledgeBase
@@ -300,7 +300,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():
 
 
 def test_a_real_refused_question_is_counted_today(scene):
-    """Through chat.services.answer (the chat's path): the base has no passages, so it refuses without the model."""
+    """Through chat.answer.answer (the chat's path): the base has no passages, so it refuses without the model."""
 
     async def ask() -> list[dict[str, Any]]:
         return [event async for event in answer(user=scene.owner, knowledge_base=scene.kb, question="E4 error?")]

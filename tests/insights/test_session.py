@@ -14,8 +14,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from chat.answer import answer
 from chat.models import QuestionLog
-from chat.services import answer, message_feedback
+from chat.services import message_feedback
 from insights import gaps
 from kb.ingest.pipeline import run_pipeline
 from kb.models import Document

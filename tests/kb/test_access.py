@@ -87,13 +87,13 @@ def test_a_search_by_someone_who_may_not_read_the_base_finds_nothing(setting, dj
 def test_a_document_restricted_after_an_answer_leaves_that_answers_sources(setting):
     from chat.models import Conversation
     from chat.selectors import conversation_history
-    from chat.services import _save_answer
+    from chat.services import answer_save
 
     kb, reader, public = setting["kb"], setting["reader"], setting["public"]
     chunk = public.chunks.first()
     source = {"n": 1, "document_id": public.pk, "chunk_id": chunk.pk, "title": "public", "url": "/x/"}
     conversation = Conversation.objects.create(user=reader, knowledge_base=kb)
-    _save_answer(
+    answer_save(
         conversation=conversation,
         text="Three minutes [1].",
         sources=[source],

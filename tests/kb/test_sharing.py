@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from chat.models import Conversation
-from chat.services import _save_answer
+from chat.services import answer_save
 from kb.ingest.pipeline import run_pipeline
 from kb.models import AccessChange, Document, Membership
 from kb.selectors import knowledge_base_role
@@ -84,7 +84,7 @@ def test_managers_see_who_was_shown_a_documents_passages(client, base):
     chunk = document.chunks.first()
     source = {"n": 1, "document_id": document.pk, "chunk_id": chunk.pk, "title": "payroll", "url": "/"}
     conversation = Conversation.objects.create(user=colleague, knowledge_base=kb, title="When does payroll close?")
-    _save_answer(
+    answer_save(
         conversation=conversation,
         text="On the 25th [1].",
         sources=[source],

@@ -12,8 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
+from chat.answer import answer
+from chat.events import AnswerError
 from chat.models import QuestionLog
-from chat.services import AnswerError, answer
 from kb import retrieval
 from kb.models import Chunk, KnowledgeBase
 from kb.selectors import chunk_list_for, document_visible_q, knowledge_base_for_user
@@ -82,7 +83,7 @@ class Command(BaseCommand):
         self.stdout.write(", ".join(f"{k} {v}" for k, v in timings.items()))
 
     def retrieve(self, knowledge_base: KnowledgeBase, question: str, mode: str | None) -> dict[str, Any]:
-        from chat.services import source_item
+        from chat.events import source_item
 
         found = retrieval.search(
             knowledge_base=knowledge_base, question=question, mode=mode or knowledge_base.retrieval_mode, user=self.user

@@ -197,13 +197,13 @@ class Command(BaseCommand):
     def generate(
         self, knowledge_base: KnowledgeBase, questions: list[Question], names: dict[int, str], model: str | None
     ) -> dict[str, Any]:
-        """Every question answered through the chat's own path (`chat.services.answer`) by `model`, scored per
+        """Every question answered through the chat's own path (`chat.answer.answer`) by `model`, scored per
         language: token F1 against the reference answer (SQuAD-style; characters for Chinese), the share of
         answers whose cited (or attributed) source is a hit, the share written in the question's language, the
         share of answerable questions refused and of unanswerable ones refused, time to first token."""
+        from chat.answer import answer
         from chat.llm import get_backend
         from chat.models import Chunk
-        from chat.services import answer
         from kb.language import detect_language
 
         async def one(question: Question) -> dict[str, Any]:
