@@ -23,7 +23,7 @@ from django.test import Client, override_settings
 
 from config.security import content_security_policy
 from kb.models import KnowledgeBase
-from tests.test_authorization import MISSING, SHOP, World, build_world, http_routes
+from tests.test_authorization import MISSING, SHOP, World, _resolution, _saved_case, build_world, http_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,6 +70,9 @@ def route_path(pattern: str, world: World, superuser: Any) -> str:
         "id": superuser.pk,
         "content_type_id": ContentType.objects.get_for_model(KnowledgeBase).pk,
     }
+    # the knowledge-gap report's resolved group and saved evaluation case, made (when a route needs one) as the
+    # access matrix makes them
+    made = {"resolution_id": _resolution("A"), "case_id": _saved_case("A")}
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -77,6 +80,8 @@ def route_path(pattern: str, world: World, superuser: Any) -> str:
             if pattern.startswith("admin/r/"):
                 return str(world.kbs["A"].pk)
             return str(_admin_object(pattern))
+        if name in made:
+            return str(made[name](world))
         return str(values[name])
 
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", value, pattern)

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat.answer import answer
-from chat.models import QuestionLog
+from chat.models import Message, QuestionLog
 from chat.services import message_feedback
 from insights import gaps
 from kb.ingest.pipeline import run_pipeline
@@ -123,8 +123,15 @@ def test_the_session_counts_groups_and_cache(session):
     assert len(outcomes) == 50
     unanswerable = {q for topic in UNANSWERABLE.values() for q in topic}
     assert all(not o["answered"] for o in outcomes if o["question"] in unanswerable)
-    # every repeat was answered from the cache, with the first answer's outcome
-    assert all(r["timings"].get("cached") for r in repeats), [r["timings"] for r in repeats]
+    # a repeat is answered from the cache exactly when its first answer was stored there: a refusal or a non-empty
+    # answer (SmolLM2 may write nothing but an unknown source's marker, which is dropped)
+    first = {o["question"]: o for o in outcomes[: len(outcomes) - len(repeats)]}
+    for repeat in repeats:
+        original = first[repeat["question"]]
+        stored = not original["answered"] or Message.objects.get(pk=original["message_id"]).text.strip() != ""
+        assert bool(repeat["timings"].get("cached")) == stored, (repeat["question"], original, repeat["timings"])
+    cached = sum(bool(r["timings"].get("cached")) for r in repeats)
+    assert cached >= 10, cached
     assert not any(o["timings"].get("cached") for o in outcomes[: len(outcomes) - len(repeats)])
 
     client = Client()
@@ -135,7 +142,7 @@ def test_the_session_counts_groups_and_cache(session):
     totals = response.context["totals"]
     answered = sum(o["answered"] for o in outcomes)
     assert (totals.questions, totals.answered, totals.refused) == (50, answered, 50 - answered)
-    assert (totals.cached, totals.thumbs_down, totals.thumbs_up) == (len(repeats), 4, 0)
+    assert (totals.cached, totals.thumbs_down, totals.thumbs_up) == (cached, 4, 0)
     channels = {c["value"]: c["count"] for c in response.context["channels"]}
     assert channels == {"chat": 50, "widget": 0, "api": 0, "command": 0}
     languages = {lang["code"]: lang["count"] for lang in response.context["question_languages"]}
@@ -158,9 +165,11 @@ def test_the_session_counts_groups_and_cache(session):
     manual = Document.objects.get(knowledge_base=kb, original_name="lumen-k3-manual.en.md")
     document_reingest(document=manual)
     assert run_pipeline(manual).status == Document.Status.READY
-    again = ask(session["askers"][0], kb, ANSWERABLE[0])
+    question = next(r["question"] for r in repeats if r["timings"].get("cached"))
+    again = ask(session["askers"][0], kb, question)
     assert not again["timings"].get("cached") and again["timings"]["completion_tokens"] > 0
-    assert ask(session["askers"][1], kb, ANSWERABLE[0])["timings"].get("cached")
+    stored = Message.objects.get(pk=again["message_id"]).text.strip() != ""
+    assert bool(ask(session["askers"][1], kb, question)["timings"].get("cached")) == stored
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
