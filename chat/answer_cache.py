@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ import redis
 from django.conf import settings
 
 from chat.followup import is_followup
+from chat.limits import redis_sync_client
 from kb.models import KnowledgeBase
 from kb.selectors import search_scope_for
 
@@ -101,19 +101,9 @@ class CachedAnswer:
         return cls(**data)
 
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
 def client() -> redis.Redis:
-    """The process's client of settings.REDIS_URL; it holds one connection pool, shared by all threads (and
-    renewed after a fork by redis-py itself)."""
-    url = settings.REDIS_URL
-    if url not in _clients:
-        with _clients_lock:
-            if url not in _clients:
-                _clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return _clients[url]
+    """The process's blocking Redis client (chat.limits.redis_sync_client: one pool shared by all threads)."""
+    return redis_sync_client()
 
 
 def key_for(

@@ -7,10 +7,12 @@ process cannot leave a user locked out for longer than the window (sockets: an h
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
@@ -25,6 +27,20 @@ def redis_client() -> aioredis.Redis:
     if loop not in _clients:
         _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     return _clients[loop]
+
+
+_sync_pool: redis.ConnectionPool | None = None
+_sync_lock = threading.Lock()
+
+
+def redis_sync_client() -> redis.Redis:
+    """A blocking client of settings.REDIS_URL on the process's one connection pool, shared by every thread (sync
+    views' rate limits, the answer cache); redis-py renews the pool's connections after a fork."""
+    global _sync_pool
+    with _sync_lock:
+        if _sync_pool is None:
+            _sync_pool = redis.ConnectionPool.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return redis.Redis(connection_pool=_sync_pool)
 
 
 def client_ip(scope: dict[str, Any]) -> str:

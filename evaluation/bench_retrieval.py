@@ -224,26 +224,10 @@ def exact_neighbours(knowledge_base_id: int, vector: np.ndarray, limit: int) -> 
         return [row[0] for row in cursor.fetchall()]
 
 
+# Every query is embedded, as bare's are: the process's cache of question vectors (kb.embedder) would otherwise
+# serve the hybrid pass the vectors the dense pass made.
+@override_settings(DOCENT_QUERY_EMBED_CACHE=0)
 def bench_retrieval(
-    *,
-    chunks: int,
-    queries: int,
-    reindex: bool,
-    log: Callable[[str], None],
-    ef_search: tuple[int, ...] = EF_SEARCH_CURVE,
-    build_minutes: float | None = None,
-) -> Report:
-    """See _bench_retrieval. Every query is embedded, as bare's are: the process's cache of question vectors
-    (kb.embedder) would otherwise serve the hybrid pass the vectors the dense pass made."""
-    from django.test import override_settings
-
-    with override_settings(DOCENT_QUERY_EMBED_CACHE=0):
-        return _bench_retrieval(
-            chunks=chunks, queries=queries, reindex=reindex, log=log, ef_search=ef_search, build_minutes=build_minutes
-        )
-
-
-def _bench_retrieval(
     *,
     chunks: int,
     queries: int,

@@ -106,19 +106,22 @@ def _params(knowledge_base: KnowledgeBase, period: Period) -> dict[str, Any]:
     }
 
 
+# a day's (or the period's) figures, in the order the SQL selects them and the CSV export writes them
+FIGURES = (
+    "questions",
+    "answered",
+    "refused",
+    "cached",
+    "thumbs_up",
+    "thumbs_down",
+    "handed_off",
+    "ttft_median_ms",
+    "ttft_p95_ms",
+)
+
+
 def _figures(row: tuple[Any, ...]) -> dict[str, Any]:
-    names = [
-        "questions",
-        "answered",
-        "refused",
-        "cached",
-        "thumbs_up",
-        "thumbs_down",
-        "handed_off",
-        "ttft_median_ms",
-        "ttft_p95_ms",
-    ]
-    return dict(zip(names, row, strict=True))
+    return dict(zip(FIGURES, row, strict=True))
 
 
 def analytics_daily(*, knowledge_base: KnowledgeBase, period: Period) -> list[Day]:

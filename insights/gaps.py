@@ -33,6 +33,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from chat.models import QuestionLog
+from insights.csv_cells import formula_safe
 from insights.models import GapResolution, QuestionEmbedding, SavedCase
 from kb import embedder, encoders, retrieval
 from kb.language import detect_language
@@ -367,8 +368,7 @@ REASON_LABELS = {Reason.REFUSED: "refused", Reason.THUMBS_DOWN: "thumbs down", R
 def csv_cell(value: Any) -> str:
     """A CSV cell a spreadsheet will not run as a formula: text starting with = + - @ (or a tab / carriage
     return) gets a leading apostrophe (OWASP, "CSV Injection")."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return formula_safe("" if value is None else str(value))
 
 
 def report_csv(report: GapReport) -> str:

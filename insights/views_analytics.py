@@ -26,6 +26,7 @@ from django.utils.translation import pgettext
 from chat.models import QuestionLog
 from insights.analytics import (
     DEFAULT_DAYS,
+    FIGURES,
     MAX_DAYS,
     QUESTION_COLUMNS,
     Period,
@@ -36,23 +37,11 @@ from insights.analytics import (
     analytics_top_documents,
     analytics_totals,
 )
+from insights.csv_cells import formula_safe
 from kb.models import Role
 from kb.selectors import knowledge_base_get_for
 
-DAILY_COLUMNS = (
-    "date",
-    "questions",
-    "answered",
-    "refused",
-    "cached",
-    "thumbs_up",
-    "thumbs_down",
-    "handed_off",
-    "ttft_median_ms",
-    "ttft_p95_ms",
-)
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+DAILY_COLUMNS = ("date", *FIGURES)
 
 
 def period_from(query: Any, *, today: dt.date | None = None) -> tuple[Period, list[str]]:
@@ -169,9 +158,7 @@ def csv_cell(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float):
         return round(value, 1)
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+    return formula_safe(value) if isinstance(value, str) else value
 
 
 def _write_csv(out: Any, knowledge_base: Any, period: Period, table: str) -> None:

@@ -8,15 +8,11 @@ TCP handshake and a Redis `HELLO` on every question.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-from django.conf import settings
-
-from chat.limits import redis_client
+from chat.limits import redis_client, redis_sync_client
 
 PREFIX = "docent:widget:rate"
 
@@ -71,23 +67,11 @@ async def rate_limit_hit(limits: list[Limit]) -> Exceeded | None:
     return None
 
 
-_sync_pool: redis.ConnectionPool | None = None
-_sync_lock = threading.Lock()
-
-
-def _sync_client() -> redis.Redis:
-    global _sync_pool
-    with _sync_lock:
-        if _sync_pool is None:
-            _sync_pool = redis.ConnectionPool.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return redis.Redis(connection_pool=_sync_pool)
-
-
 def rate_limit_hit_sync(limits: list[Limit]) -> Exceeded | None:
     """`rate_limit_hit` for sync views, on the process's one pool of blocking connections (thread-safe)."""
     if not limits:
         return None
-    client = _sync_client()
+    client = redis_sync_client()
     for limit in limits:
         now = time.time()
         pipe = client.pipeline(transaction=True)
