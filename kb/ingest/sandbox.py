@@ -85,6 +85,9 @@ class ParserProcess:
             [sys.executable, "-m", "kb.ingest.sandbox"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            # unbuffered: a buffered reader could pull the next answer into its buffer with the ready frame,
+            # and select() on the pipe would then wait for bytes already read (a parse "timed out" under load)
+            bufsize=0,
             cwd=base_dir,
             env=env,
         )
@@ -161,18 +164,26 @@ class ParserProcess:
             if process.poll() is not None:
                 break
         try:
-            header = stdout.read(_HEADER.size)
-            if len(header) < _HEADER.size:
-                raise EOFError
-            (size,) = _HEADER.unpack(header)
-            body = stdout.read(size)
-            if len(body) < size:
-                raise EOFError
+            (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size))
+            body = _read_exactly(fd, size)
         except (EOFError, OSError) as exc:
             code = process.poll()
             self.kill()
             raise ParseError(reasons.PARSER_STOPPED % {"code": code}) from exc
         return body
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """`size` bytes from the pipe, waiting for the rest of a frame the child is still writing; EOFError when the
+    child closes it first."""
+    chunks, missing = [], size
+    while missing:
+        chunk = os.read(fd, min(missing, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
 
 
 _local = threading.local()
