@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils.translation import gettext as _
 
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, SourceShown
 from kb.models import Document
 from kb.selectors import document_list_for, document_visible_q, is_signed_in, knowledge_base_list_readable
 
@@ -99,8 +99,6 @@ def citation_urls(message: Message, sources: list[dict[str, Any]] | None = None)
 
 def document_viewers(*, document: Document, limit: int = 200) -> list[dict[str, Any]]:
     """Who was shown passages of `document`, newest first: user (or widget visitor), when, which passage."""
-    from chat.models import SourceShown
-
     rows = (
         SourceShown.objects.filter(document_id=document.pk, knowledge_base_id=document.knowledge_base_id)
         .select_related("user", "message__conversation__widget")

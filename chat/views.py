@@ -5,9 +5,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from chat.selectors import conversation_get_for, conversation_history, conversations_for_user
+from chat.selectors import conversation_get_for, conversation_history, conversations_for_user, document_viewers
 from chat.services import message_feedback
-from kb.selectors import knowledge_base_list_readable
+from kb.models import Role
+from kb.selectors import document_get_for, knowledge_base_get_for, knowledge_base_list_readable
 
 
 @login_required
@@ -45,3 +46,19 @@ def feedback(request: HttpRequest, message_id: int) -> JsonResponse:
     if message is None:
         raise Http404("No such answer")
     return JsonResponse({"feedback": message.feedback, "comment": message.feedback_comment})
+
+
+@login_required
+def document_seen(request: HttpRequest, slug: str, document_id: int) -> HttpResponse:
+    """Who was shown passages of a document (answers in the web chat, the widget, the command line), for the
+    base's managers; 404 for everyone else. Linked from kb's sharing panel; it lives here because the rows are
+    chat's (SourceShown) and kb imports nothing of chat."""
+    knowledge_base = knowledge_base_get_for(user=request.user, slug=slug, role=Role.MANAGER)
+    document = document_get_for(
+        user=request.user, document_id=document_id, role=Role.MANAGER, knowledge_base=knowledge_base
+    )
+    return render(
+        request,
+        "kb/seen.html",
+        {"kb": knowledge_base, "document": document, "rows": document_viewers(document=document)},
+    )

@@ -14,7 +14,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from chat.selectors import document_viewers
 from kb.models import KnowledgeBase, Membership, Role
 from kb.selectors import (
     access_change_list,
@@ -98,17 +97,3 @@ def document_restriction(request: HttpRequest, slug: str, document_id: int) -> H
     ids = [int(value) for value in request.POST.getlist("groups") if value.isdigit()]
     document_restrict(document=document, groups=Group.objects.filter(pk__in=ids), actor=request.user)
     return _panel(request, knowledge_base)
-
-
-@login_required
-def document_seen(request: HttpRequest, slug: str, document_id: int) -> HttpResponse:
-    """Who was shown passages of a document (answers in the web chat, the widget, the command line)."""
-    knowledge_base = _managed(request, slug)
-    document = document_get_for(
-        user=request.user, document_id=document_id, role=Role.MANAGER, knowledge_base=knowledge_base
-    )
-    return render(
-        request,
-        "kb/seen.html",
-        {"kb": knowledge_base, "document": document, "rows": document_viewers(document=document)},
-    )

@@ -15,5 +15,4 @@ urlpatterns = [
     path("<slug:slug>/sharing/members/", sharing.member_set, name="member_set"),
     path("<slug:slug>/sharing/members/<int:membership_id>/remove/", sharing.member_remove, name="member_remove"),
     path("<slug:slug>/documents/<int:document_id>/restrict/", sharing.document_restriction, name="restrict"),
-    path("<slug:slug>/documents/<int:document_id>/seen/", sharing.document_seen, name="seen"),
 ]

@@ -388,7 +388,7 @@ HTTP_RULES: dict[str, Callable[[World], list[Case]] | str] = {
     ),
     "kb:member_remove": _users_x(MEMBERSHIPS, _kb_url("kb:member_remove"), method="POST", role="manage"),
     "kb:restrict": _users_x(IN_BASE, _kb_url("kb:restrict"), method="POST", role="manage", data=_same_restriction),
-    "kb:seen": _users_x(IN_BASE, _kb_url("kb:seen"), role="manage"),
+    "chat:document_seen": _users_x(IN_BASE, _kb_url("chat:document_seen"), role="manage"),
     "kb:passage": _users_x(PASSAGES, _kb_url("kb:passage")),
     "insights:gaps": _users_x(BASES, _kb_url("insights:gaps"), role="manage"),
     "insights:gaps_csv": _users_x(BASES, _kb_url("insights:gaps_csv"), role="manage"),

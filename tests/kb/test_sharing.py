@@ -95,10 +95,10 @@ def test_managers_see_who_was_shown_a_documents_passages(client, base):
         source_texts={},
     )
     client.force_login(base["owner"])
-    page = client.get(reverse("kb:seen", args=[kb.slug, document.pk]))
+    page = client.get(reverse("chat:document_seen", args=[kb.slug, document.pk]))
     assert page.status_code == 200 and b"colleague" in page.content and f"chunk {chunk.pk}".encode() in page.content
     client.force_login(colleague)  # a reader (here: not even that) never sees the list
-    assert client.get(reverse("kb:seen", args=[kb.slug, document.pk])).status_code == 404
+    assert client.get(reverse("chat:document_seen", args=[kb.slug, document.pk])).status_code == 404
 
 
 def test_the_admin_writes_membership_and_restriction_changes_to_the_log(admin_client, base, django_user_model):
