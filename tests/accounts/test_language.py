@@ -111,7 +111,7 @@ def test_upload_messages_are_in_the_readers_language(client, user, settings) -> 
     upload.name = "big.txt"
     response = client.post("/kb/docs/upload/", {"files": [upload]}, follow=True)
     body = response.content.decode()
-    assert "big.txt\u00a0: Le fichier dépasse la limite de 0 Mo." in body
+    assert "big.txt\u00a0: Le fichier dépasse la limite de 0\u00a0Mo." in body
 
 
 def test_the_admin_follows_the_same_language(client, django_user_model) -> None:  # type: ignore[no-untyped-def]
