@@ -134,7 +134,7 @@ async def test_error_frames_on_the_chat_socket_speak_the_users_language(user) ->
     assert frame == {"type": "error", "code": "empty_question", "message": "问题不能为空。"}
     await communicator.send_json_to({"type": "ask", "question": "Hello?", "kb": "nowhere"})
     frame = await communicator.receive_json_from()
-    assert frame["code"] == "unknown_kb" and frame["message"] == "没有您可以使用的知识库 'nowhere'。"
+    assert frame["code"] == "unknown_kb" and frame["message"] == "知识库 'nowhere' 不存在，或您无权使用。"
     await communicator.disconnect()
 
 
