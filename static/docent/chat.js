@@ -19,7 +19,10 @@ function main() {
   const client = createChatClient({
     messages: messagesEl,
     conversation: root.dataset.conversation ? Number(root.dataset.conversation) : null,
-    url: () => (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host + root.dataset.wsPath,
+    url: () => {
+      const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      return scheme + window.location.host + root.dataset.wsPath;
+    },
     retryMs: 1500,
     maxRetryMs: 1500,
     newAnswer: () => addAnswer(messagesEl, { meta: el("div", "meta muted small") }),
