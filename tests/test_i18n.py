@@ -212,7 +212,11 @@ SCRIPT_TEXT = [
     re.compile(r"""\bel\([^()]*,[^()]*,\s*["'`][^"'`]*[A-Za-z]{2}"""),  # el(tag, className, text)
     re.compile(r"""\bfailAnswer\([^()]*,[^()]*,\s*["'`][^"'`]*[A-Za-z]{2}"""),
 ]
-SCRIPTS = [BASE_DIR / "static" / "docent" / "chat.js", BASE_DIR / "static" / "widget" / "frame.js"]
+SCRIPTS = [
+    BASE_DIR / "static" / "docent" / "chat.js",
+    BASE_DIR / "static" / "docent" / "chat_client.js",
+    BASE_DIR / "static" / "widget" / "frame.js",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

@@ -1,8 +1,10 @@
-// The chat page's socket: sends `ask`/`stop` frames and renders the streamed events.
-// All model and document text is inserted with textContent, never as HTML. Its own words come from the
-// page language's JavaScript catalogue (/jsi18n/LANG/: gettext, ngettext, interpolate).
-(function () {
-  "use strict";
+// The chat page: its conversation over /ws/chat/ (the protocol client is static/docent/chat_client.js, shared
+// with the support widget), the knowledge-base choice, the address of the conversation, feedback and
+// "regenerate". All model and document text is inserted with textContent, never as HTML. Its own words come
+// from the page language's JavaScript catalogue (/jsi18n/LANG/: gettext, ngettext, interpolate).
+import { addAnswer, createChatClient, el } from "./chat_client.js";
+
+function main() {
   const root = document.getElementById("chat");
   if (!root) return;
   const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined, { maximumFractionDigits: 1 });
@@ -13,42 +15,49 @@
   const stopButton = document.getElementById("stop");
   const sendButton = document.getElementById("send");
   const statusEl = document.getElementById("status");
-  let conversation = root.dataset.conversation ? Number(root.dataset.conversation) : null;
-  let socket = null;
-  let current = null; // the answer being streamed
-  let pending = []; // frames to send once the socket opens
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function renderSources(container, sources, cited) {
-    window.DocentRender.renderSources(container, sources, {
-      cited: cited,
-      markCited: true,
-      snippets: true,
-      headingClass: "muted small",
-    });
-  }
-
-  function addUserMessage(text) {
-    const item = el("div", "message user");
-    item.appendChild(el("div", "text", text));
-    messagesEl.appendChild(item);
-  }
-
-  function addAnswer() {
-    const item = el("div", "message assistant");
-    const text = el("div", "text");
-    const meta = el("div", "meta muted small");
-    const sources = el("div", "source-list");
-    item.append(text, sources, meta);
-    messagesEl.appendChild(item);
-    return { item, text, meta, sources, raw: "", items: [] };
-  }
+  const client = createChatClient({
+    messages: messagesEl,
+    conversation: root.dataset.conversation ? Number(root.dataset.conversation) : null,
+    url: () => {
+      const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      return scheme + window.location.host + root.dataset.wsPath;
+    },
+    retryMs: 1500,
+    maxRetryMs: 1500,
+    newAnswer: () => addAnswer(messagesEl, { meta: el("div", "meta muted small") }),
+    sourceOptions: { markCited: true, snippets: true, headingClass: "muted small" },
+    setStatus: (text) => {
+      statusEl.textContent = text;
+    },
+    setBusy: (busy) => {
+      sendButton.disabled = busy;
+      stopButton.hidden = !busy;
+    },
+    queuedText: (position) =>
+      interpolate(gettext("Waiting for the model: position %(position)s in the queue"), { position: position }, true),
+    onLost: (answer) => {
+      statusEl.textContent = gettext("Disconnected; reconnecting…");
+      if (answer) answer.meta.textContent = gettext("Connection lost.");
+    },
+    onDone: (answer, event) => {
+      const conversation = event.conversation;
+      root.dataset.conversation = String(conversation);
+      if (kbSelect) kbSelect.disabled = true;
+      if (window.history && window.location.pathname === "/") {
+        window.history.replaceState(null, "", "/c/" + conversation + "/");
+      }
+      if (answer) {
+        finishAnswer(answer, event.citations, event.timings, event);
+        addActions(answer, event.message_id, 0);
+      }
+    },
+    onError: (answer, event) => {
+      if (!answer) return;
+      answer.meta.textContent = interpolate(gettext("Error: %(message)s"), { message: event.message }, true);
+      answer.item.dataset.done = "true";
+    },
+  });
 
   function csrfToken() {
     const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -56,7 +65,7 @@
   }
 
   // Thumbs up/down with an optional comment, and "regenerate" (the same question asked again).
-  function addActions(answer, messageId, feedback, question) {
+  function addActions(answer, messageId, feedback) {
     const bar = el("div", "actions small");
     const status = el("span", "muted");
     const rate = (rating) => {
@@ -79,10 +88,10 @@
     down.title = gettext("Not helpful");
     down.addEventListener("click", () => rate(-1));
     bar.append(up, down);
-    if (question) {
+    if (answer.question) {
       const again = el("button", "link", gettext("Regenerate"));
       again.type = "button";
-      again.addEventListener("click", () => ask(question));
+      again.addEventListener("click", () => ask(answer.question));
       bar.append(again);
     }
     bar.append(status);
@@ -93,9 +102,8 @@
     // A cited source's link opens the viewer with the quoted span highlighted.
     const urls = flags.citation_urls || {};
     answer.items = answer.items.map((s) => (urls[s.n] ? Object.assign({}, s, { url: urls[s.n] }) : s));
-    window.DocentRender.renderAnswer(answer.text, answer.raw, answer.items);
+    client.finish(answer, citations);
     answer.text.classList.add("rendered");
-    renderSources(answer.sources, answer.items, citations);
     const parts = [];
     if (flags.stopped) parts.push(gettext("stopped"));
     if (flags.answered === false) parts.push(gettext("not found in the knowledge base"));
@@ -111,109 +119,15 @@
     answer.item.dataset.done = "true";
   }
 
-  function scrollDown() {
-    messagesEl.scrollTop = messagesEl.scrollHeight;
-  }
-
-  function setBusy(busy) {
-    sendButton.disabled = busy;
-    stopButton.hidden = !busy;
-  }
-
-  function handle(event) {
-    switch (event.type) {
-      case "queued":
-        statusEl.textContent = interpolate(
-          gettext("Waiting for the model: position %(position)s in the queue"), { position: event.position }, true,
-        );
-        break;
-      case "sources":
-        statusEl.textContent = "";
-        if (current) {
-          current.items = event.items;
-          renderSources(current.sources, event.items, []);
-        }
-        break;
-      case "token":
-        if (current) {
-          current.raw += event.text;
-          current.text.textContent = current.raw;
-          scrollDown();
-        }
-        break;
-      case "done":
-        conversation = event.conversation;
-        root.dataset.conversation = String(conversation);
-        if (kbSelect) kbSelect.disabled = true;
-        if (window.history && window.location.pathname === "/") {
-          window.history.replaceState(null, "", "/c/" + conversation + "/");
-        }
-        if (current) {
-          finishAnswer(current, event.citations, event.timings, event);
-          addActions(current, event.message_id, 0, current.question);
-        }
-        current = null;
-        setBusy(false);
-        break;
-      case "error":
-        statusEl.textContent = "";
-        if (current) {
-          current.meta.textContent = interpolate(gettext("Error: %(message)s"), { message: event.message }, true);
-          current.item.dataset.done = "true";
-          current = null;
-        } else {
-          messagesEl.appendChild(el("div", "message error", event.message));
-        }
-        setBusy(false);
-        break;
-    }
-  }
-
-  function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + window.location.host + root.dataset.wsPath);
-    socket.onopen = () => {
-      statusEl.textContent = "";
-      for (const frame of pending.splice(0)) socket.send(frame);
-    };
-    socket.onmessage = (message) => {
-      try {
-        handle(JSON.parse(message.data));
-      } catch (error) {
-        console.error(error);
-      }
-    };
-    socket.onclose = () => {
-      statusEl.textContent = gettext("Disconnected; reconnecting…");
-      if (current) {
-        current.meta.textContent = gettext("Connection lost.");
-        current = null;
-        setBusy(false);
-      }
-      setTimeout(connect, 1500);
-    };
-  }
-
-  function send(frame) {
-    const data = JSON.stringify(frame);
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(data);
-    else pending.push(data);
-  }
-
   function ask(question) {
-    if (!question || current || !kbSelect || !kbSelect.value) return;
-    addUserMessage(question);
-    current = addAnswer();
-    current.question = question;
-    setBusy(true);
-    send({ type: "ask", question: question, kb: kbSelect.value, conversation: conversation });
-    scrollDown();
+    if (!question || client.busy || !kbSelect || !kbSelect.value) return;
+    client.ask(question, { kb: kbSelect.value });
   }
 
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const question = input.value.trim();
-    if (!question || current) return;
+    if (!question || client.busy) return;
     ask(question);
     input.value = "";
   });
@@ -223,22 +137,14 @@
       form.requestSubmit();
     }
   });
-  stopButton.addEventListener("click", () => send({ type: "stop" }));
+  stopButton.addEventListener("click", () => client.stop());
 
-  const history = JSON.parse(document.getElementById("history").textContent || "[]");
-  let lastQuestion = null;
-  for (const m of history) {
-    if (m.role === "user") {
-      addUserMessage(m.text);
-      lastQuestion = m.text;
-    } else {
-      const answer = addAnswer();
-      answer.raw = m.text;
-      answer.items = m.sources || [];
-      finishAnswer(answer, m.citations, m.timings, m);
-      addActions(answer, m.id, m.feedback || 0, lastQuestion);
-    }
-  }
-  scrollDown();
-  connect();
-})();
+  client.replay(JSON.parse(document.getElementById("history").textContent || "[]"), (answer, message) => {
+    finishAnswer(answer, message.citations, message.timings, message);
+    addActions(answer, message.id, message.feedback || 0);
+  });
+  client.scrollDown();
+  client.connect();
+}
+
+main();

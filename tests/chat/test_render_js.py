@@ -1,4 +1,5 @@
-"""Runs the browser renderer's own tests (tests/js/render.test.mjs) under Node's built-in test runner."""
+"""Runs the browser scripts' own tests under Node's built-in test runner: the renderer (tests/js/render.test.mjs)
+and the chat protocol client shared by the chat page and the widget (tests/js/chat_client.test.mjs)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import pytest
 pytestmark: list[pytest.MarkDecorator] = []
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-JS_TESTS = "tests/js/render.test.mjs"
+JS_TESTS = ["tests/js/render.test.mjs", "tests/js/chat_client.test.mjs"]
 
 
 def test_render_js() -> None:
     node = shutil.which("node")
     # Fail rather than skip: these are the renderer's XSS checks, and `make setup` needs Node anyway.
-    assert node, "node is not on PATH; it is needed to test static/docent/render.js"
+    assert node, "node is not on PATH; it is needed to test static/docent/render.js and chat_client.js"
     result = subprocess.run(
-        [node, "--test", JS_TESTS], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+        [node, "--test", *JS_TESTS], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, f"node --test failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
