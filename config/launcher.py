@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from config.services import BASE_DIR, VAR_DIR, embedded_postgres, free_port, port_open, start_redis
+from config.embedded_services import BASE_DIR, VAR_DIR, embedded_postgres, free_port, port_open, start_redis
 from config.web import command as web_command
 
 PYTHON = sys.executable

@@ -92,7 +92,7 @@ def test_no_product_app_imports_one_above_it() -> None:
 
 
 def test_the_settings_import_no_app_module() -> None:
-    """config.settings and every config module it reaches (config.services, ...) import no app."""
+    """config.settings and every config module it reaches (config.embedded_services, ...) import no app."""
     seen: set[str] = set()
     todo = [module_name(path) for path in (ROOT / "config" / "settings").glob("*.py")]
     offending = []
@@ -110,7 +110,7 @@ def test_the_settings_import_no_app_module() -> None:
                 offending.append(f"{name} imports {imported}")
             elif top(imported) == "config":
                 todo.append(imported)
-    assert "config.services" in seen  # the walk followed settings into config's own modules
+    assert "config.embedded_services" in seen  # the walk followed settings into config's own modules
     assert offending == []
 
 

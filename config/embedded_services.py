@@ -1,8 +1,11 @@
-"""Local services for development and tests: the embedded PostgreSQL and a Redis server.
+"""The embedded PostgreSQL and a private Redis server, for development and tests.
 
-Production points `DATABASE_URL` and `REDIS_URL` at real servers and never imports this module's
-start functions; `make run`, `make test` and hand-run management commands use them when those
-variables are unset.
+Importing this module starts nothing. `make run` and `make test` (config.launcher) and hand-run management
+commands (manage.py) call its start functions when `DATABASE_URL` / `REDIS_URL` are unset, before Django reads
+the settings; production points both at real servers and never calls them.
+
+    python -m config.embedded_services url             # start the cluster (kept running), print its URL
+    python -m config.embedded_services stop-postgres   # stop it
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ def _stop_if_unused(server, uri: str) -> None:  # type: ignore[no-untyped-def]
     if others:
         print(
             f"[docent] the embedded PostgreSQL this command started is in use by {others} other connection(s) "
-            "and keeps running; stop it with: python -m config.services stop-postgres",
+            "and keeps running; stop it with: python -m config.embedded_services stop-postgres",
             file=sys.stderr,
         )
         return
@@ -193,11 +196,14 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["stop-postgres"]:
+    if sys.argv[1:] == ["url"]:
+        # for a process started by hand without DATABASE_URL: export DATABASE_URL=$(python -m ... url)
+        print(embedded_postgres_url())
+    elif sys.argv[1:] == ["stop-postgres"]:
         if postgres_running():
             stop_embedded_postgres()
             print("[docent] stopped the embedded PostgreSQL")
         else:
             print("[docent] the embedded PostgreSQL is not running")
     else:
-        sys.exit("usage: python -m config.services stop-postgres")
+        sys.exit("usage: python -m config.embedded_services url | stop-postgres")
