@@ -1,12 +1,12 @@
 """The import rules (README, "Architecture"), checked by import-linter against the contracts in pyproject.toml.
 
-    config (composes the apps)  :  evaluation (measures them)
-                    |
-                    v
-         api | insights  →  chat  →  kb  →  accounts  →  core
+    evaluation (measures the product: benchmarks, evaluations, their commands)
+        ↓
+    config (composes the apps: settings, URLs, ASGI, Celery, the launcher and development servers)
+        ↓
+    api | insights  →  chat  →  kb  →  accounts  →  core
 
-An arrow is "may import", directly or through other modules; `|` means "neither imports the other", `:` that they
-may import each other. Product apps never import the measurement app or the tests, the settings import no app at
+An arrow is "may import", directly or through other modules; `|` means "neither imports the other". Product apps never import the measurement app or the tests, the settings import no app at
 all (so loading them cannot load a model, a task or a benchmark), and the modules of a package inside kb or chat
 import one another without cycles. import-linter reads the source (grimp): nothing is imported or run.
 """
