@@ -72,11 +72,14 @@ messages: setup
 	$(PY) -m config.i18n_catalogues update
 	$(PY) -m config.i18n_catalogues compile
 
+# lint-imports: the import contracts in pyproject.toml (README, "Architecture").
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-logo
 
+# django-stubs loads the settings, which need a DATABASE_URL; mypy opens no connection, so a placeholder does.
 typecheck: setup
-	$(VENV)/bin/mypy config kb chat accounts evaluation
+	DATABASE_URL=$${DATABASE_URL:-postgresql:///docent-typecheck-opens-no-database} \
+		$(VENV)/bin/mypy config kb chat accounts evaluation api insights
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -28,8 +28,8 @@ def main() -> None:
 
     if not os.environ.get("DATABASE_URL"):
         # The embedded Postgres, started on demand; stopped again when the command ends if it started it and
-        # nothing else is connected (config.services.embedded_postgres_for_command).
-        from config.services import embedded_postgres_for_command
+        # nothing else is connected (config.embedded_services.embedded_postgres_for_command).
+        from config.embedded_services import embedded_postgres_for_command
 
         os.environ["DATABASE_URL"] = embedded_postgres_for_command()
         if len(sys.argv) > 1 and sys.argv[1] in PRODUCT_COMMANDS:

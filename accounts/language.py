@@ -6,11 +6,16 @@ Pages get this from `accounts.middleware.UserLanguageMiddleware`; websockets, wh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
+
+if TYPE_CHECKING:  # what the mixin is mixed into, so that its super().dispatch is known
+    from channels.consumer import AsyncConsumer as _Consumer
+else:
+    _Consumer = object
 
 
 def supported(code: Any) -> str | None:
@@ -66,7 +71,7 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-class SocketLanguageMixin:
+class SocketLanguageMixin(_Consumer):
     """For a websocket consumer: every handler, and any task it starts (a task copies the context), runs in
     `self.language`, which the consumer sets at connect (`language_from_scope`, or the widget's own choice)."""
 
@@ -74,4 +79,4 @@ class SocketLanguageMixin:
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         with translation.override(self.language or settings.LANGUAGE_CODE):
-            await super().dispatch(message)  # type: ignore[misc]
+            await super().dispatch(message)

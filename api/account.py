@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from api.selectors import api_keys_of
 from api.services import api_key_create, api_key_revoke
+from kb.models import KnowledgeBase
 from kb.selectors import knowledge_bases_for_user
 
 
@@ -20,15 +23,17 @@ class ApiKeyForm(forms.Form):
     )
     knowledge_bases = forms.ModelMultipleChoiceField(
         label=_("Knowledge bases"),
-        queryset=None,
+        queryset=KnowledgeBase.objects.none(),  # the user's bases: set per form below
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("None ticked: every knowledge base you may read, now and later."),
     )
 
-    def __init__(self, *args: object, user: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["knowledge_bases"].queryset = knowledge_bases_for_user(user=user).order_by("name")  # type: ignore[attr-defined]
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["knowledge_bases"]
+        assert isinstance(field, forms.ModelMultipleChoiceField)
+        field.queryset = knowledge_bases_for_user(user=user).order_by("name")
 
 
 @login_required

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.db.models.fields.related import RelatedField
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils import timezone
@@ -30,10 +33,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request).select_related("user")
         return queryset if request.user.is_superuser else queryset.filter(user=request.user)
 
-    def get_field_queryset(self, db, db_field, request):  # type: ignore[no-untyped-def]
+    def get_field_queryset(
+        self, db: str | None, db_field: RelatedField[Any, Any], request: HttpRequest
+    ) -> QuerySet[Any] | None:
         if not request.user.is_superuser:
             if db_field.name == "user":  # staff make keys for themselves only
-                return get_user_model().objects.filter(pk=request.user.pk)
+                users = get_user_model().objects
+                return users.filter(pk=request.user.pk) if request.user.is_authenticated else users.none()
             if db_field.name == "knowledge_bases":
                 return knowledge_base_list_readable(user=request.user)
         return super().get_field_queryset(db, db_field, request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from api.models import ApiKey
@@ -25,5 +27,5 @@ def api_key_knowledge_base(*, key: ApiKey, slug: str) -> KnowledgeBase | None:
     return api_key_knowledge_bases(key=key).filter(slug=slug).first()
 
 
-def api_keys_of(*, user: object) -> QuerySet[ApiKey]:
+def api_keys_of(*, user: Any) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user=user).prefetch_related("knowledge_bases")

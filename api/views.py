@@ -10,12 +10,12 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from api import protocol
@@ -32,7 +32,9 @@ from kb.models import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 
-View = Callable[[HttpRequest, ApiKey], Awaitable[HttpResponse]]
+# An API view: the request, the caller's key, then the URL's arguments; the decorated view takes the request and the
+# URL's arguments (Django calls a coroutine function's view as async).
+ApiView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
 def error_response(error: ApiError) -> JsonResponse:
@@ -54,13 +56,13 @@ def bearer(request: HttpRequest) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def api_view(*methods: str) -> Callable[[View], Callable[..., Awaitable[HttpResponse]]]:
+def api_view(*methods: str) -> Callable[[ApiView], ApiView]:
     """Method check, body size (413), bearer key (401) and OpenAI-shaped errors around an async view."""
 
-    def decorate(view: View) -> Callable[..., Awaitable[HttpResponse]]:
+    def decorate(view: ApiView) -> ApiView:
         @csrf_exempt
         @functools.wraps(view)
-        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
                 if request.method not in methods:
                     raise ApiError(
@@ -163,7 +165,7 @@ def _link_conversation(conversation_id: int, key: ApiKey) -> None:
 
 
 @api_view("POST")
-async def chat_completions(request: HttpRequest, key: ApiKey) -> HttpResponse:
+async def chat_completions(request: HttpRequest, key: ApiKey) -> HttpResponseBase:
     """OpenAI's chat.completions over a knowledge base (`model: "kb:SLUG"`), streamed or not."""
     data = protocol.read_json(request.body)
     chat = protocol.chat_request(
@@ -176,15 +178,13 @@ async def chat_completions(request: HttpRequest, key: ApiKey) -> HttpResponse:
         raise unknown_model(data["model"])
     await check_rate(key, "chat", key.questions_per_minute or settings.DOCENT_API_QUESTIONS_PER_MINUTE)
     max_tokens = chat.max_tokens or settings.DOCENT_MAX_ANSWER_TOKENS
-    events = aiter(
-        answer(
-            user=key.user,
-            knowledge_base=knowledge_base,
-            question=chat.question,
-            history=chat.history,
-            max_tokens=max_tokens,
-            channel=QuestionLog.Channel.API,
-        )
+    events = answer(
+        user=key.user,
+        knowledge_base=knowledge_base,
+        question=chat.question,
+        history=chat.history,
+        max_tokens=max_tokens,
+        channel=QuestionLog.Channel.API,
     )
     base_url = request.build_absolute_uri("/").rstrip("/")
     reply = Reply(

@@ -1,16 +1,21 @@
+from typing import TypeVar
+
 from django.contrib import admin
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from chat.models import Citation, Conversation, Message
-from kb.models import Role
+from kb.models import KnowledgeBase, Role
 from kb.selectors import knowledge_base_list_for
 
+M = TypeVar("M", bound=Model)
 
-def managed_bases(request: HttpRequest):  # type: ignore[no-untyped-def]
+
+def managed_bases(request: HttpRequest) -> QuerySet[KnowledgeBase]:
     return knowledge_base_list_for(user=request.user, role=Role.MANAGER)
 
 
-def of_managed_bases(queryset, request: HttpRequest, lookup: str):  # type: ignore[no-untyped-def]
+def of_managed_bases(queryset: QuerySet[M], request: HttpRequest, lookup: str) -> QuerySet[M]:
     """Conversations hold users' questions: staff see those of the bases they manage, superusers all (also
     rows whose base link is gone, such as tickets of a deleted widget key)."""
     if request.user.is_superuser:
@@ -20,8 +25,8 @@ def of_managed_bases(queryset, request: HttpRequest, lookup: str):  # type: igno
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["role", "text", "answered", "stopped", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ("role", "text", "answered", "stopped", "created_at")
+    fields = readonly_fields
     extra = 0
     can_delete = False
 
@@ -30,17 +35,17 @@ class MessageInline(admin.TabularInline):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "user", "knowledge_base", "updated_at"]
     # only the bases of the rows the user may see (a plain filter would list every base)
-    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]  # type: ignore[assignment]
+    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]
     inlines = [MessageInline]
 
-    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return of_managed_bases(super().get_queryset(request), request, "knowledge_base")
 
 
 class CitationInline(admin.TabularInline):
     model = Citation
-    fields = ["number", "chunk", "quote"]
-    readonly_fields = fields
+    readonly_fields = ("number", "chunk", "quote")
+    fields = readonly_fields
     extra = 0
 
 
@@ -62,5 +67,5 @@ class MessageAdmin(admin.ModelAdmin):
     ]
     inlines = [CitationInline]
 
-    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         return of_managed_bases(super().get_queryset(request), request, "conversation__knowledge_base")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -53,7 +53,7 @@ async def answer(
     llm: str | None = None,
     history: list[str] | None = None,
     channel: str | None = QuestionLog.Channel.CHAT,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Yield the protocol's events for one question: queued*, sources, token+, done.
 
     `channel`: where the question came from, for the question log (QuestionLog.Channel); None logs nothing

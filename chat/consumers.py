@@ -29,12 +29,12 @@ class ChatConsumer(SocketLanguageMixin, AsyncWebsocketConsumer):
     Error messages are in the socket's language (chosen at connect as for a page); codes stay English."""
 
     channel = QuestionLog.Channel.CHAT
+    current: asyncio.Task[None] | None = None  # the answer being streamed
+    holds_socket = False  # counted against the open-socket limit (released at disconnect)
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
-        self.current: asyncio.Task[None] | None = None
         self.stop_event = threading.Event()
-        self.holds_socket = False
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
@@ -46,10 +46,10 @@ class ChatConsumer(SocketLanguageMixin, AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "current", None) and not self.current.done():
+        if self.current is not None and not self.current.done():
             self.stop_event.set()
             self.current.cancel()
-        if getattr(self, "holds_socket", False):
+        if self.holds_socket:
             self.holds_socket = False
             await limits.close_socket(self.scope)
 

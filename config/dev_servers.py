@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from config.services import BASE_DIR, free_port, port_open, start_redis
+from config.embedded_services import BASE_DIR, free_port, port_open, start_redis
 from config.web import command as web_command
 
 

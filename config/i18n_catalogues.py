@@ -38,6 +38,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    # makemessages and compilemessages open no database connection: a placeholder URL lets the settings load
+    # without starting the embedded PostgreSQL.
+    os.environ.setdefault("DATABASE_URL", "postgresql:///docent-catalogues-open-no-database")
     import django
 
     django.setup()

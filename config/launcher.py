@@ -26,8 +26,9 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from config.services import BASE_DIR, VAR_DIR, embedded_postgres, free_port, port_open, start_redis
+from config.embedded_services import BASE_DIR, VAR_DIR, embedded_postgres, free_port, port_open, start_redis
 from config.web import command as web_command
 
 PYTHON = sys.executable
@@ -77,11 +78,9 @@ def _die_with_launcher() -> None:
         pass
 
 
-def spawn(argv: Sequence[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
     """A child in its own process group (Ctrl-C in the terminal does not reach it), dying with us."""
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        list(argv), env=env, cwd=BASE_DIR, process_group=0, preexec_fn=_die_with_launcher, **kwargs
-    )
+    return subprocess.Popen(list(argv), env=env, cwd=BASE_DIR, process_group=0, preexec_fn=_die_with_launcher, **kwargs)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -114,7 +113,9 @@ def _wait_group(process: subprocess.Popen[bytes], seconds: float, *, hurried: bo
     return process.returncode is not None and not _group_alive(process.pid)
 
 
-def stop(name: str, process: subprocess.Popen[bytes], *, grace_s: float, escalate: Sequence[int] = ()) -> None:
+def stop(
+    name: str, process: subprocess.Popen[bytes], *, grace_s: float, escalate: Sequence[signal.Signals] = ()
+) -> None:
     """SIGTERM, then each of `escalate` (Celery's SIGQUIT: cold shutdown), `grace_s` apart, then SIGKILL to
     the whole process group, until nothing of it is left."""
     steps = [signal.SIGTERM, *escalate]
@@ -149,7 +150,8 @@ def start_services(stack: ExitStack, env: dict[str, str], *, var_dir: Path, redi
         started = time.perf_counter()
         server = embedded_postgres(var_dir / "pgdata")
         env["DATABASE_URL"] = server.get_uri()
-        stack.callback(lambda: (log("stopping PostgreSQL"), server.stop()))
+        stack.callback(server.stop)
+        stack.callback(log, "stopping PostgreSQL")  # callbacks run last first: this line, then the stop
         log(f"PostgreSQL (embedded, {var_dir / 'pgdata'}) ready in {time.perf_counter() - started:.1f} s")
     if not env.get("REDIS_URL"):
         port = redis_port or free_port()
@@ -157,7 +159,8 @@ def start_services(stack: ExitStack, env: dict[str, str], *, var_dir: Path, redi
             raise SystemExit(f"port {port} is taken: set REDIS_URL to use that Redis, or free the port")
         redis = start_redis(port, var_dir / "redis")
         env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        stack.callback(lambda: (log("stopping Redis"), terminate([redis])))
+        stack.callback(terminate, [redis])
+        stack.callback(log, "stopping Redis")
         log(f"Redis on 127.0.0.1:{port}")
 
 
@@ -271,7 +274,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the whole product in the foreground")
     sub.add_parser("test", help="run the test suite on throwaway services; other arguments go to pytest")
-    args, args.pytest_args = parser.parse_known_args()
+    args, pytest_args = parser.parse_known_args()
+    args.pytest_args = pytest_args
     sys.exit({"run": run, "test": test}[args.command](args))
 
 

@@ -16,9 +16,10 @@ from typing import Any
 import jwt
 import requests
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
+from django.db.models import QuerySet
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def groups_sync(*, user: Any, claims: dict[str, Any]) -> None:
 
 
 class DocentOIDCBackend(OIDCAuthenticationBackend):
-    def authenticate(self, request: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def authenticate(self, request: Any, **kwargs: Any) -> User | None:
         # A refused code, a token that does not verify, an unreachable provider: the sign-in fails (the view
         # redirects to the failure URL) instead of answering 500.
         try:
@@ -72,13 +73,13 @@ class DocentOIDCBackend(OIDCAuthenticationBackend):
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         return bool(claims.get("sub"))
 
-    def filter_users_by_claims(self, claims: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[User]:
         # Only accounts SSO created (an unusable password starts with "!"): never a local password account.
         return self.UserModel.objects.filter(
             **{self.UserModel.USERNAME_FIELD: self.username_of(claims)}, password__startswith="!"
         )
 
-    def create_user(self, claims: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def create_user(self, claims: dict[str, Any]) -> User:
         username = self.username_of(claims)
         if self.UserModel.objects.filter(**{self.UserModel.USERNAME_FIELD: username}).exists():
             logger.warning("SSO sign-in refused: a local account is named %r", username)
@@ -89,7 +90,7 @@ class DocentOIDCBackend(OIDCAuthenticationBackend):
         groups_sync(user=user, claims=claims)
         return user
 
-    def update_user(self, user: Any, claims: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def update_user(self, user: User, claims: dict[str, Any]) -> User:
         if claims.get("email") and claims["email"] != user.email:
             user.email = claims["email"]
             user.save(update_fields=["email"])

@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 
 def command(host: str, port: int, env: Mapping[str, str] | None = None) -> list[str]:
@@ -49,10 +50,11 @@ def _daphne(argv: list[str]) -> None:
     from daphne.cli import CommandLineInterface
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
-    from twisted.internet import defer, reactor
+    from twisted.internet import reactor, task
+    from twisted.internet.defer import Deferred
 
-    class GoodbyeServer(Server):  # type: ignore[misc]
-        def kill_all_applications(self):  # type: ignore[no-untyped-def]
+    class GoodbyeServer(Server):
+        def kill_all_applications(self) -> Deferred[Any]:
             open_sockets = [
                 protocol
                 for protocol in self.connections
@@ -64,10 +66,7 @@ def _daphne(argv: list[str]) -> None:
             if not open_sockets:
                 return super().kill_all_applications()
             # a moment for the closing handshakes before the applications are cancelled and the sockets cut
-            waited = defer.Deferred()
-            reactor.callLater(CLOSE_GRACE_S, waited.callback, None)
-            waited.addCallback(lambda _: Server.kill_all_applications(self))
-            return waited
+            return task.deferLater(reactor, CLOSE_GRACE_S, Server.kill_all_applications, self)
 
     interface = CommandLineInterface()
     interface.server_class = GoodbyeServer

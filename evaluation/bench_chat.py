@@ -13,7 +13,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -27,6 +27,9 @@ from evaluation.figures import figure, percentile
 from kb import retrieval
 from kb.models import KnowledgeBase
 from kb.services import document_create_from_path, knowledge_base_create
+
+if TYPE_CHECKING:  # llama_cpp loads its library on import: the benchmark imports it when it runs
+    from llama_cpp.llama_types import ChatCompletionRequestMessage, CreateChatCompletionStreamResponse
 
 QUESTIONS = [
     "How do I do a factory reset of the kettle?",
@@ -194,19 +197,23 @@ class BareModel:
         self, messages: list[dict[str, str]], max_tokens: int, check: list[dict[str, str]] | None = None
     ) -> dict[str, float]:
         """`check`: the answerability question the product asks first (one token read), when it asks one."""
+        # the product's prompts are plain role/content dicts, which is what llama-cpp's message TypedDicts describe
         started = time.perf_counter()
         if check is not None:
-            self.llama.create_chat_completion(messages=check, max_tokens=1, temperature=0.0)
+            self.llama.create_chat_completion(
+                messages=cast("list[ChatCompletionRequestMessage]", check), max_tokens=1, temperature=0.0
+            )
         first = None
         count = 0
-        for chunk in self.llama.create_chat_completion(
-            messages=messages,
+        chunks = self.llama.create_chat_completion(
+            messages=cast("list[ChatCompletionRequestMessage]", messages),
             max_tokens=max_tokens,
             temperature=0.0,
             repeat_penalty=1.1,
             stop=STOP_SEQUENCES,
             stream=True,
-        ):
+        )
+        for chunk in cast("Iterator[CreateChatCompletionStreamResponse]", chunks):  # stream=True: chunks
             if chunk["choices"][0].get("delta", {}).get("content"):
                 count += 1
                 first = first or time.perf_counter()

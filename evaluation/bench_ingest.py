@@ -189,7 +189,7 @@ def _bare_encode(documents: list[Document]) -> tuple[float, int]:
 @contextlib.contextmanager
 def _local_redis(log: Log) -> Iterator[None]:
     """The broker the workers need: the configured Redis, or a private one on its address when none is up."""
-    from config.services import port_open, start_redis
+    from config.embedded_services import port_open, start_redis
 
     parts = urlsplit(settings.REDIS_URL)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379

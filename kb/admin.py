@@ -1,17 +1,19 @@
 from __future__ import annotations
 
-from django import forms
+from typing import TYPE_CHECKING, Any, TypedDict
+
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, QuerySet
+from django.db.models.fields.related import RelatedField
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from kb.forms import MultipleFileField
+from kb.forms import UploadForm
 from kb.models import AccessChange, Document, KnowledgeBase, Membership, Role
 from kb.selectors import document_list_for, knowledge_base_list_for, user_may
 from kb.services import (
@@ -25,12 +27,18 @@ from kb.services import (
     membership_set,
 )
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
-class BulkUploadForm(forms.Form):
-    files = MultipleFileField(
-        label=gettext_lazy("Documents"),
-        help_text=gettext_lazy("Select any number of files; each is queued for ingestion."),
-    )
+
+class BulkUploadForm(UploadForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["files"].help_text = gettext_lazy("Select any number of files; each is queued for ingestion.")
+
+
+class ChunksTotal(TypedDict):
+    chunks_total: int
 
 
 class MembershipInline(admin.TabularInline):
@@ -41,7 +49,7 @@ class MembershipInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: KnowledgeBase | None = None) -> bool:
         return obj is None or user_may(user=request.user, knowledge_base=obj, role=Role.MANAGER)
 
-    has_add_permission = has_change_permission  # type: ignore[assignment]
+    has_add_permission = has_change_permission
     has_delete_permission = has_change_permission
 
 
@@ -54,7 +62,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
 
-    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[KnowledgeBase]:
         return knowledge_base_list_for(user=request.user, role=Role.EDITOR)
 
     def has_change_permission(self, request: HttpRequest, obj: KnowledgeBase | None = None) -> bool:
@@ -65,14 +73,14 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
         allowed = super().has_delete_permission(request, obj)
         return allowed and (obj is None or user_may(user=request.user, knowledge_base=obj, role=Role.MANAGER))
 
-    def save_model(self, request: HttpRequest, obj: KnowledgeBase, form, change: bool) -> None:  # type: ignore[no-untyped-def]
-        if not change and obj.owner_id is None:
-            obj.owner = request.user  # type: ignore[assignment]  # whoever creates a base in the admin owns it
+    def save_model(self, request: HttpRequest, obj: KnowledgeBase, form: Any, change: bool) -> None:
+        if not change and obj.owner_id is None and request.user.is_authenticated:  # the admin's users always are
+            obj.owner = request.user  # whoever creates a base in the admin owns it
         super().save_model(request, obj, form, change)
         if change:  # refusals, retrieval mode, the answer cache itself: stored answers may no longer hold
             knowledge_base_content_changed(knowledge_base_id=obj.pk)
 
-    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not Membership:
             return super().save_formset(request, form, formset, change)
         # Through the services, so that every change of access is in the audit log. The admin's own history
@@ -115,7 +123,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
         url = reverse("admin:kb_knowledgebase_upload", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, _("Upload documents"))
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern]:
         custom = [
             path("<int:pk>/upload/", self.admin_site.admin_view(self.upload_view), name="kb_knowledgebase_upload"),
         ]
@@ -201,28 +209,30 @@ class DocumentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # documents arrive through the knowledge base's upload page
 
-    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # deletion goes through the service, which also removes the file
         return actions
 
-    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Document]:
         # Documents a staff user may see, in the bases they edit. The extracted text can be megabytes; the list
         # and the form never show it.
         visible = document_list_for(user=request.user, role=Role.EDITOR)
         return visible.select_related("knowledge_base").defer("text").annotate(chunks_total=Count("chunks"))
 
-    def get_field_queryset(self, db, db_field, request):  # type: ignore[no-untyped-def]
+    def get_field_queryset(
+        self, db: str | None, db_field: RelatedField[Any, Any], request: HttpRequest
+    ) -> QuerySet[Any] | None:
         if db_field.name == "knowledge_base":
             return knowledge_base_list_for(user=request.user, role=Role.EDITOR)
         return super().get_field_queryset(db, db_field, request)
 
-    def save_model(self, request: HttpRequest, obj: Document, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if "title" in form.changed_data:  # sources and prompts name the document by its title
             knowledge_base_content_changed(knowledge_base_id=obj.knowledge_base_id)
 
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # A restriction moves the document's words between term pools: through the service, never save_m2m.
         groups = list(form.cleaned_data.get("restricted_to") or [])
         document = form.instance
@@ -231,11 +241,11 @@ class DocumentAdmin(admin.ModelAdmin):
             document_restrict(document=document, groups=groups, actor=request.user)
 
     @admin.display(description=gettext_lazy("Passages"), ordering="chunks_total")
-    def chunk_count(self, obj: Document) -> int:
-        return obj.chunks_total  # type: ignore[attr-defined]
+    def chunk_count(self, obj: WithAnnotations[Document, ChunksTotal]) -> int:
+        return obj.chunks_total  # annotated by get_queryset
 
     @admin.action(description=gettext_lazy("Ingest selected documents again"))
-    def reingest(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def reingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         count = 0
         for document in queryset:
             document_reingest(document=document)
@@ -245,7 +255,7 @@ class DocumentAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description=gettext_lazy("Delete selected documents and their files"))
-    def delete_documents(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def delete_documents(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         count = 0
         for document in queryset:
             document_delete(document=document)
@@ -267,7 +277,7 @@ class AccessChangeAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "knowledge_base", "actor_name", "action", "target_label", "detail")
     fields = readonly_fields
 
-    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessChange]:
         managed = knowledge_base_list_for(user=request.user, role=Role.MANAGER)
         return super().get_queryset(request).filter(knowledge_base__in=managed)
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -12,11 +14,11 @@ class MultipleFileField(forms.FileField):
 
     widget = MultipleFileInput
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
-    def clean(self, data, initial=None):  # type: ignore[no-untyped-def]
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
         single = super().clean
         if isinstance(data, list | tuple):
             return [single(item, initial) for item in data]
@@ -24,7 +26,9 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField(label=_("Documents"))
+    # Named like BaseForm.files (the request's uploads), which django-stubs types on the class; Django's form
+    # metaclass moves a declared field into base_fields, so at run time the two never meet.
+    files = MultipleFileField(label=_("Documents"))  # type: ignore[assignment]
 
     @property
     def max_upload_mb(self) -> int:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -8,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from kb.forms import UploadForm
-from kb.models import Role
+from kb.models import Chunk, KnowledgeBase, Role
 from kb.selectors import (
     document_get_for,
     documents_of,
@@ -36,7 +38,7 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "kb/detail.html", context)
 
 
-def _documents_context(request: HttpRequest, knowledge_base):  # type: ignore[no-untyped-def]
+def _documents_context(request: HttpRequest, knowledge_base: KnowledgeBase) -> dict[str, Any]:
     role = knowledge_base_role(user=request.user, knowledge_base=knowledge_base)
     return {
         "kb": knowledge_base,
@@ -98,7 +100,7 @@ def passage(request: HttpRequest, document_id: int, chunk_id: int) -> HttpRespon
     return render(request, "kb/passage.html", context)
 
 
-def _excerpt(text: str, cited, span: tuple[str, str, str] | None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _excerpt(text: str, cited: Chunk, span: tuple[str, str, str] | None) -> dict[str, str]:
     """Text before the chunk, the chunk (split around the quote when there is one), and text after it."""
     low = text.rfind("\n\n", 0, max(0, cited.start - EXCERPT_CONTEXT_CHARS))
     low = 0 if low < 0 else low + 2

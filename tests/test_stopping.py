@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from config.embedded_services import free_port, postgres_running
 from config.launcher import spawn, stop
-from config.services import free_port, postgres_running
 from kb.models import Document
 from kb.services import document_create, knowledge_base_create
 from tests.conftest import BASE_DIR
@@ -236,5 +236,5 @@ def test_a_management_command_stops_the_postgres_it_started():
         assert not postgres_running(var_dir / "pgdata")
     finally:
         if postgres_running(var_dir / "pgdata"):
-            subprocess.run([sys.executable, "-m", "config.services", "stop-postgres"], env=env, cwd=BASE_DIR)
+            subprocess.run([sys.executable, "-m", "config.embedded_services", "stop-postgres"], env=env, cwd=BASE_DIR)
         shutil.rmtree(var_dir, ignore_errors=True)

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.postgres.forms import SimpleArrayField
 from django.db.models import QuerySet
+from django.db.models.fields.related import RelatedField
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.formats import date_format
@@ -128,7 +129,9 @@ class WidgetKeyAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[WidgetKey]:
         return of_managed_bases(super().get_queryset(request), request, "knowledge_base")
 
-    def get_field_queryset(self, db, db_field, request):  # type: ignore[no-untyped-def]
+    def get_field_queryset(
+        self, db: str | None, db_field: RelatedField[Any, Any], request: HttpRequest
+    ) -> QuerySet[Any] | None:
         if db_field.name == "knowledge_base":  # widget keys are a manager's business
             return managed_bases(request)
         return super().get_field_queryset(db, db_field, request)

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from config.services import VAR_DIR, embedded_postgres_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.embedded_services import VAR_DIR
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -112,7 +114,27 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = env("DATABASE_URL") or embedded_postgres_url()
+
+def required_database_url() -> str:
+    """DATABASE_URL from the environment; ImproperlyConfigured when it is unset or empty.
+
+    The settings start nothing: `make run`, `make test` (config.launcher) and `python manage.py ...` start the
+    embedded PostgreSQL (config.embedded_services) and set DATABASE_URL before Django reads them; production
+    sets it (docker/compose.yaml).
+    """
+    url = env("DATABASE_URL")
+    if not url:
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set. Start Docent with `make run` or `make test`, or run commands through "
+            "`python manage.py ...`: they start the embedded PostgreSQL and set DATABASE_URL themselves. "
+            "Any other process (a hand-run `celery -A config worker`, `daphne config.asgi:application`) needs "
+            "DATABASE_URL=postgresql://...; `python -m config.embedded_services url` starts the embedded "
+            "cluster and prints its URL."
+        )
+    return url
+
+
+DATABASE_URL = required_database_url()
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -183,7 +205,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT: Path | None = VAR_DIR / "static"  # None in tests: served from the finders
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),

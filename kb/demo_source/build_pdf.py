@@ -67,7 +67,7 @@ class Manual(FPDF):
 
 def parse(text):
     """Yield (kind, payload) blocks: h1, h2, para, bullet, number."""
-    para = []
+    para: list[str] = []
 
     def flush():
         if para:

@@ -208,7 +208,7 @@ async def test_a_full_queue_is_503_and_a_lost_model_server_too(manual_kb, user, 
 
     from chat import llm
     from chat.generation import generation_queue
-    from config.services import free_port
+    from config.embedded_services import free_port
 
     raw = (await sync_to_async(api_key_create)(user=user))[1]
     body = {"model": "kb:manuals", "messages": [{"role": "user", "content": QUESTION}]}

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from django.test import Client
 
-from config.services import free_port
+from config.embedded_services import free_port
 from config.web import command
 from tests.conftest import BASE_DIR
 

@@ -13,7 +13,7 @@ from chat import llm
 from chat.llm.llama import model_path
 from chat.models import Message
 from chat.routing import websocket_urlpatterns
-from config.services import free_port
+from config.embedded_services import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

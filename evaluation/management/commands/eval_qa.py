@@ -30,6 +30,14 @@ from kb import retrieval
 from kb.models import Document, KnowledgeBase
 
 
+def hit_passage(hit: retrieval.Hit, names: dict[int, str]) -> Passage:
+    """A search hit as the scoring reads it: its document's name in the set (`names`: document id → name), page,
+    text. `retrieval.search` loads every hit's chunk."""
+    chunk = hit.chunk
+    assert chunk is not None, "retrieval.search returns its hits with their chunks"
+    return Passage(names.get(chunk.document_id, ""), chunk.page, chunk.text)
+
+
 class Command(BaseCommand):
     help = "Measure retrieval (and optionally answers) on a question set pinned to file and page."
 
@@ -124,11 +132,12 @@ class Command(BaseCommand):
             for pk in Document.objects.filter(knowledge_base=knowledge_base).values_list("pk", flat=True)
         }
         for case in cases:
-            if case.document_id is None:
+            document = case.document
+            if document is None:
                 self.stderr.write(
                     f"saved case {case.pk}: its document {case.document_name!r} was deleted (always a miss)"
                 )
-            elif case.document.restricted:
+            elif document.restricted:
                 self.stderr.write(
                     f"saved case {case.pk}: {case.document_name!r} is restricted; commands search unrestricted "
                     "documents only"
@@ -190,7 +199,7 @@ class Command(BaseCommand):
             started = time.perf_counter()
             result = retrieval.search(knowledge_base=knowledge_base, question=question.question, mode=mode, limit=10)
             elapsed.append((time.perf_counter() - started) * 1000)
-            passages = [Passage(names.get(h.chunk.document_id, ""), h.chunk.page, h.chunk.text) for h in result.hits]
+            passages = [hit_passage(hit, names) for hit in result.hits]
             outcomes.append(Outcome(question, first_hit_rank(question, passages), answered=result.answerable))
         return outcomes, elapsed
 
@@ -220,7 +229,9 @@ class Command(BaseCommand):
             return out
 
         rows = []
-        get_backend(model).load() if hasattr(get_backend(model), "load") else None  # loading is not a first token
+        backend = get_backend(model)
+        if hasattr(backend, "load"):  # the in-process model: loading it is not a first token
+            backend.load()
         for question in questions:
             result = asyncio.run(one(question))
             by_n = {s["n"]: s for s in result["sources"]}
@@ -249,7 +260,7 @@ class Command(BaseCommand):
             )
             self.stderr.write(f"  {question.id}: {text[:100]!r}".replace("\n", " "))
         return {
-            "model": get_backend(model).model_name if hasattr(get_backend(model), "model_name") else str(model),
+            "model": backend.model_name if hasattr(backend, "model_name") else str(model),
             "overall": generation_scores(rows),
             "by_lang": {
                 lang: generation_scores([r for r in rows if r["lang"] == lang])
@@ -270,12 +281,9 @@ class Command(BaseCommand):
             if question.unanswerable or not question.answer:
                 continue
             result = retrieval.search(knowledge_base=knowledge_base, question=question.question)
-            sources = {n: h.chunk.text for n, h in enumerate(result.hits, start=1)}
-            relevant = {
-                n
-                for n, h in enumerate(result.hits, start=1)
-                if is_hit(question, Passage(names.get(h.chunk.document_id, ""), h.chunk.page, h.chunk.text))
-            }
+            passages = [hit_passage(hit, names) for hit in result.hits]
+            sources = {n: passage.text for n, passage in enumerate(passages, start=1)}
+            relevant = {n for n, passage in enumerate(passages, start=1) if is_hit(question, passage)}
             matches = citations.match_sentences(question.answer, sources, embed_all=True)
             cases.append(AttributionCase(question.lang, matches, relevant))
         sweep = [

