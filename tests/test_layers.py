@@ -6,9 +6,10 @@
         ↓
     api | insights  →  chat  →  kb  →  accounts  →  core
 
-An arrow is "may import", directly or through other modules; `|` means "neither imports the other". Product apps never import the measurement app or the tests, the settings import no app at
-all (so loading them cannot load a model, a task or a benchmark), and the modules of a package inside kb or chat
-import one another without cycles. import-linter reads the source (grimp): nothing is imported or run.
+An arrow is "may import", directly or through other modules; `|` means "neither imports the other". Product apps
+never import the measurement app or the tests, the settings import no app at all (so loading them cannot load a
+model, a task or a benchmark), and the modules of a package inside kb or chat import
+one another without cycles. import-linter reads the source (grimp): nothing is imported or run.
 """
 
 from __future__ import annotations

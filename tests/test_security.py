@@ -8,6 +8,7 @@ POST-only view), it carries the headers.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -162,3 +163,28 @@ def test_without_tls_check_deploy_names_only_what_needs_tls():
     assert result.returncode != 0
     found = set(re.findall(r"\(security\.(W\d+)\)", result.stdout + result.stderr))
     assert found == {"W004", "W008", "W012", "W016"}, result.stdout + result.stderr
+
+
+def test_production_static_files_fingerprint_the_scripts_module_imports(tmp_path):  # type: ignore[no-untyped-def]
+    """The chat page's and the widget's scripts import the shared websocket client as an ES module: collected for
+    production, each fingerprinted script imports the fingerprinted module (cached as long as they are)."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DOCENT_STATIC_ROOT": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
+    client = manifest["docent/chat_client.js"].rsplit("/", 1)[-1]
+    assert client != "chat_client.js"
+    assert f'from "./{client}"' in (tmp_path / manifest["docent/chat.js"]).read_text()
+    assert f'from "../docent/{client}"' in (tmp_path / manifest["widget/frame.js"]).read_text()

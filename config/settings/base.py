@@ -205,7 +205,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT: Path | None = VAR_DIR / "static"  # None in tests: served from the finders
+STATIC_ROOT: Path | None = Path(env("DOCENT_STATIC_ROOT", str(VAR_DIR / "static")))  # None in tests: the finders serve
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
