@@ -3,12 +3,12 @@ fingerprinted too."""
 
 from __future__ import annotations
 
-from django.contrib.staticfiles.storage import ManifestStaticFilesStorage
+from django.contrib.staticfiles.storage import HashedFilesMixin
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 # Django's rewriting of `import ... from "./x.js"` (what `support_js_module_import_aggregation` turns on for every
 # script), applied to Docent's own scripts only: vendored libraries' sources name modules that are not shipped.
-_MODULE_IMPORTS = vars(ManifestStaticFilesStorage)["_js_module_import_aggregation_patterns"][1]
+_MODULE_IMPORTS = vars(HashedFilesMixin)["_js_module_import_aggregation_patterns"][1]
 
 
 class StaticFilesStorage(CompressedManifestStaticFilesStorage):
