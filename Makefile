@@ -76,7 +76,7 @@ lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy config kb chat accounts evaluation
+	$(VENV)/bin/mypy core config kb chat accounts evaluation
 
 clean:
 	rm -rf $(VENV) node_modules var

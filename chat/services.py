@@ -9,7 +9,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
 
-from chat.citations import Attribution
+from chat.attribution import Attribution
 from chat.events import AnswerError
 from chat.models import Citation, Conversation, Message, QuestionLog, SourceShown
 from kb.models import KnowledgeBase
@@ -35,11 +35,10 @@ def conversation_start(
         if conversation_id is None:
             conversation = Conversation.objects.create(user=owner, knowledge_base=knowledge_base, title=question[:200])
         else:
-            conversation = Conversation.objects.filter(
-                pk=conversation_id, user=owner, knowledge_base=knowledge_base
-            ).first()
-            if conversation is None:
+            found = Conversation.objects.filter(pk=conversation_id, user=owner, knowledge_base=knowledge_base).first()
+            if found is None:
                 raise AnswerError("unknown_conversation", _("That conversation does not exist."))
+            conversation = found
         previous = list(
             conversation.messages.filter(role=Message.Role.USER)
             .order_by("-created_at", "-id")

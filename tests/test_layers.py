@@ -4,9 +4,14 @@
             |                               |
             v                               v
     api   insights  →  chat  →  kb  →  accounts
+                         (every app)
+                              |
+                              v
+                            core (shared primitives: text, citation markers, lazy singletons)
 
 An arrow is "may import". Product apps never import the measurement app or the tests, no app imports one above it,
-and the settings import no app at all, so loading them cannot load a model, a task or a benchmark.
+the settings import no app at all, so loading them cannot load a model, a task or a benchmark, and `core` imports
+no Docent module outside itself, nor Django: every app may use it.
 
 import-linter (layers and forbidden contracts in pyproject.toml) is the maintained tool for these rules; until it
 is a dependency this test states them.
@@ -22,11 +27,11 @@ PRODUCT_APPS = ("accounts", "kb", "chat", "api", "insights")
 ALL_APPS = (*PRODUCT_APPS, "evaluation")
 # What each product app may import of the others (apart from itself): the layer order above.
 MAY_IMPORT = {
-    "accounts": set(),
-    "kb": {"accounts"},
-    "chat": {"kb", "accounts"},
-    "api": {"chat", "kb", "accounts"},
-    "insights": {"chat", "kb", "accounts"},
+    "accounts": {"core"},
+    "kb": {"accounts", "core"},
+    "chat": {"kb", "accounts", "core"},
+    "api": {"chat", "kb", "accounts", "core"},
+    "insights": {"chat", "kb", "accounts", "core"},
 }
 # Upward imports still in the tree, each with its reason; the test fails when one disappears, so the list shrinks.
 KNOWN_UPWARD = {
@@ -85,10 +90,21 @@ def test_no_product_app_imports_one_above_it() -> None:
         for path in modules_of(app):
             for name in imports_of(path):
                 other = top(name)
-                if other in (*ALL_APPS, "config") and other != app and other not in MAY_IMPORT[app]:
+                if other in (*ALL_APPS, "config", "core") and other != app and other not in MAY_IMPORT[app]:
                     upward.add((module_name(path), ".".join(name.split(".")[:2])))
     # Both `chat.selectors` and `chat.selectors.document_viewers` name the same edge: keep module-level pairs.
     assert upward == KNOWN_UPWARD
+
+
+def test_core_imports_no_app_nor_django() -> None:
+    """core is the lowest layer: plain Python that every app may import and that imports none of them."""
+    offending = [
+        f"{module_name(path)} imports {name}"
+        for path in modules_of("core")
+        for name in sorted(imports_of(path))
+        if top(name) in (*ALL_APPS, "config", "tests", "django")
+    ]
+    assert modules_of("core") and offending == []
 
 
 def test_the_settings_import_no_app_module() -> None:
