@@ -79,7 +79,7 @@ lint: setup
 # django-stubs loads the settings, which need a DATABASE_URL; mypy opens no connection, so a placeholder does.
 typecheck: setup
 	DATABASE_URL=$${DATABASE_URL:-postgresql:///docent-typecheck-opens-no-database} \
-		$(VENV)/bin/mypy config kb chat accounts evaluation api insights
+		$(VENV)/bin/mypy core config kb chat accounts evaluation api insights
 
 clean:
 	rm -rf $(VENV) node_modules var

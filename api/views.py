@@ -25,8 +25,8 @@ from api.selectors import api_key_knowledge_base, api_key_knowledge_bases
 from api.services import api_key_authenticate
 from chat.answer import answer
 from chat.events import AnswerError
+from chat.limits import Limit, rate_limit_hit
 from chat.models import QuestionLog
-from chat.widget.ratelimit import Limit, rate_limit_hit
 from kb import embedder, encoders
 from kb.models import KnowledgeBase
 

@@ -20,7 +20,7 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 
 from chat import answer_cache, events
-from chat.citations import Attribution, attribute
+from chat.attribution import Attribution, attribute
 from chat.events import AnswerError, Event, source_item
 from chat.followup import standalone_question
 from chat.generation import (
@@ -31,12 +31,12 @@ from chat.generation import (
     source_token_budget,
 )
 from chat.llm import LLMBackend, LLMError, get_backend
+from chat.marker_stream import CitationStream
 from chat.models import Conversation, QuestionLog
 from chat.phrases import sources_in_other_languages
 from chat.prompts import PromptSource, build_check_messages, build_messages
 from chat.selectors import citation_urls
 from chat.services import answer_save, conversation_start, log_fields
-from chat.streaming import CitationStream
 from kb import retrieval
 from kb.models import KnowledgeBase
 
@@ -187,7 +187,7 @@ async def _generate_and_cite(
     started: float,
 ) -> AsyncIterator[Event]:
     """sources, token+ as the model writes (markers normalised to [n], unknown numbers dropped), then a
-    provisional `done` event holding the text and its citations (markers, else attribution: chat.citations) for
+    provisional `done` event holding the text and its citations (markers, else attribution: chat.attribution) for
     answer() to store. `release` frees the model's slot once the generating thread has really finished."""
     stats = generation.stats
     pieces: list[str] = []

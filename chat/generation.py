@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from chat.events import AnswerError
 from chat.llm import Generation, LLMBackend, presets
+from core.lazy import process_singleton
 
 
 class QueueFull(AnswerError):
@@ -69,11 +70,8 @@ class GenerationQueue:
 
 _queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GenerationQueue] = weakref.WeakKeyDictionary()
 
-_executors: dict[int, ThreadPoolExecutor] = {}
 
-_executors_lock = threading.Lock()
-
-
+@process_singleton
 def generation_executor(slots: int) -> ThreadPoolExecutor:
     """As many threads as the backend has slots, kept for the process.
 
@@ -82,10 +80,7 @@ def generation_executor(slots: int) -> ThreadPoolExecutor:
     every team's spinning: the model's threads then sleep and wake at each barrier (measured: ~90,000
     context switches over five answers instead of ~0, decoding ~12% slower; README, "Speed").
     """
-    with _executors_lock:
-        if slots not in _executors:
-            _executors[slots] = ThreadPoolExecutor(max_workers=max(1, slots), thread_name_prefix=f"generate{slots}")
-        return _executors[slots]
+    return ThreadPoolExecutor(max_workers=max(1, slots), thread_name_prefix=f"generate{slots}")
 
 
 def source_token_budget(max_answer_tokens: int) -> int:

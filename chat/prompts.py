@@ -1,21 +1,21 @@
-"""Prompt building and citation markers.
+"""Prompt building.
 
-Sources are numbered 1..n in the prompt; the answer cites them as [n] with the same numbers.
+Sources are numbered 1..n in the prompt; the answer cites them as [n] with the same numbers (the marker grammar:
+core.markers).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kb.ingest.chunk import approximate_tokens
+from core.text import approximate_tokens
 
 # Chosen by measurement (README, "Choosing the models"): a plain "Context:" of numbered passages with their
 # section, then the question and the request in the question's own language (the model answers in the language
 # it is asked in). Asked for "[n]" markers, Qwen2.5 models wrote only markers ("[1] [2] [3]") for some French
 # and Chinese questions, and asked to reply with a fixed word when the sources fall short, the 0.5B model refused
-# half the answerable questions: answers are attributed to their sources afterwards (chat.citations), and
+# half the answerable questions: answers are attributed to their sources afterwards (chat.attribution), and
 # refusal is decided before the model (kb.refusal).
 SYSTEM_PROMPT = (
     "You are Docent, a helpful assistant. Answer the user's question using only the context provided. Be precise."
@@ -132,14 +132,3 @@ def _cut_to(text: str, tokens: int, count: Callable[[str], int]) -> str:
     if cut < len(prefix) * 0.6:
         cut = prefix.rfind(" ")
     return prefix[: cut + 1].rstrip() if cut >= len(prefix) * 0.6 else prefix
-
-
-# [1], [1, 2], [1][2], 【1】, ［1］ — the forms models write; removed before an answer is split into sentences
-_MARKER = re.compile(r"[\[【［]\s*(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\s*[\]】］]")
-
-
-_ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
-
-
-def split_answer_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _ANSWER_SENTENCE.split(_MARKER.sub("", text)) if s.strip()]

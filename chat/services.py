@@ -9,7 +9,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
 
-from chat.citations import Attribution
+from chat.attribution import Attribution
 from chat.events import AnswerError
 from chat.models import Citation, Conversation, Message, QuestionLog, SourceShown
 from kb.models import KnowledgeBase

@@ -3,9 +3,9 @@
 - Rate limits: the chat socket, the widget socket and the API's chat completions, each sent requests for one
   minute at a steady `factor` times its per-minute quota, on an empty knowledge base (every question is
   refused by retrieval without the model, so only the limits and the transport are measured). Each request is
-  judged against the limit's own rule replayed on the client's clock: chat.limits counts valid questions in
-  calendar minutes; chat.widget.ratelimit (widget, API) counts every request, refused ones too, in a sliding
-  60 s window. Figures: the share of over-quota requests refused (want 1.0) and of in-quota ones (want 0).
+  judged against the limiter's rule replayed on the client's clock: chat.limits counts every request (on the
+  chat socket, every valid question), refused ones too, in a sliding 60 s window. Figures: the share of
+  over-quota requests refused (want 1.0) and of in-quota ones (want 0).
 - Soak: N sockets for M minutes, each asking every `interval_s` (one answer at a time), with the small chat
   model: most read their answers; one in five closes its socket at the first token and opens a new one for
   the next question; one in ten asks once and then neither reads nor writes (a sleeping laptop), which the
@@ -42,35 +42,27 @@ class Sent:
     refused: bool
 
 
-def expected_refusals(requests: list[Sent], quota: int, rule: str) -> list[bool | None]:
-    """Whether each request should be refused under `rule`, replayed on the client's clock (None: the server's
-    decision moment, somewhere between sending and the reply, straddles a window edge, so either is right).
-
-    "calendar": chat.limits.allow_question — every request counted in its calendar minute (floor(t / 60)),
-    refused when the minute's count passes `quota`. "sliding": chat.widget.ratelimit — every request counted,
-    refused when more than `quota` fall in the 60 s before it (itself included).
+def expected_refusals(requests: list[Sent], quota: int) -> list[bool | None]:
+    """Whether each request should be refused under chat.limits' sliding window, replayed on the client's clock
+    (None: the server's decision moment, somewhere between sending and the reply, straddles a window edge, so
+    either is right): every request counted, refused when more than `quota` fall in the 60 s before it (itself
+    included).
     """
     verdicts: list[bool | None] = []
     for i, request in enumerate(requests):
         earlier = requests[:i]
-        if rule == "calendar":
-            counts = [
-                1 + sum(1 for e in earlier if int((e.sent + e.replied) / 2 // WINDOW_S) == int(t // WINDOW_S))
-                for t in (request.sent, request.replied)
-            ]
-        else:
-            counts = [
-                1 + sum(1 for e in earlier if t - WINDOW_S < (e.sent + e.replied) / 2 <= t)
-                for t in (request.sent, request.replied)
-            ]
+        counts = [
+            1 + sum(1 for e in earlier if t - WINDOW_S < (e.sent + e.replied) / 2 <= t)
+            for t in (request.sent, request.replied)
+        ]
         decisions = {count > quota for count in counts}
         verdicts.append(decisions.pop() if len(decisions) == 1 else None)
     return verdicts
 
 
-def refusal_shares(requests: list[Sent], quota: int, rule: str) -> dict[str, Any]:
+def refusal_shares(requests: list[Sent], quota: int) -> dict[str, Any]:
     """Shares of over-quota requests refused (want 1.0) and of in-quota requests refused (want 0.0)."""
-    expected = expected_refusals(requests, quota, rule)
+    expected = expected_refusals(requests, quota)
     over = [r for r, e in zip(requests, expected, strict=True) if e is True]
     within = [r for r, e in zip(requests, expected, strict=True) if e is False]
     return {
@@ -154,9 +146,9 @@ async def _rate_limits(
 
     chat_sent, widget_sent, api_sent = await asyncio.gather(chat(), widget_socket(), api())
     return {
-        "chat_socket": refusal_shares(chat_sent, settings.DOCENT_QUESTIONS_PER_MINUTE_USER, "calendar"),
-        "widget_socket": refusal_shares(widget_sent, widget["quota"], "sliding"),
-        "api": refusal_shares(api_sent, settings.DOCENT_API_QUESTIONS_PER_MINUTE, "sliding"),
+        "chat_socket": refusal_shares(chat_sent, settings.DOCENT_QUESTIONS_PER_MINUTE_USER),
+        "widget_socket": refusal_shares(widget_sent, widget["quota"]),
+        "api": refusal_shares(api_sent, settings.DOCENT_API_QUESTIONS_PER_MINUTE),
     }
 
 
@@ -167,7 +159,7 @@ def rate_limit_world() -> dict[str, Any]:
 
     from api.models import ApiKey
     from api.services import api_key_create
-    from chat.widget.ratelimit import PREFIX
+    from chat.limits import PREFIX
     from chat.widget.services import visitor_session_start, widget_key_upsert
     from evaluation.bench_chat import session_cookie
     from kb.services import knowledge_base_create
@@ -180,7 +172,7 @@ def rate_limit_world() -> dict[str, Any]:
     _, secret = api_key_create(user=user, knowledge_bases=[knowledge_base], name="bench reliability")
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        for pattern in (f"docent:q:user:{user.pk}:*", f"{PREFIX}:*:{key.pk}:*", f"{PREFIX}:key:{key.pk}:*"):
+        for pattern in (f"{PREFIX}:question:user:{user.pk}:*", f"{PREFIX}:*:{key.pk}:*", f"{PREFIX}:key:{key.pk}:*"):
             for name in client.scan_iter(pattern):
                 client.delete(name)
     finally:
@@ -198,8 +190,8 @@ def rate_limit_world() -> dict[str, Any]:
 
 
 def run_rate_limits(*, factor: float, log: Log) -> dict[str, dict[str, Any]]:
-    """Each limit driven at `factor` times its quota for a minute (README, Reliability): whichever calendar minute
-    the chat socket's window starts in, each of the two it spans sees more than its quota when factor >= 2."""
+    """Each limit driven at `factor` times its quota for a minute (README, Reliability): with factor > 1 each
+    sliding window passes its quota within the minute, so both refusal shares are measured."""
     import logging
 
     from config.dev_servers import docent_server

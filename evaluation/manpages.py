@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.ingest.chunk import Block, TokenCounter, approximate_tokens, chunk_blocks
+from core.text import approximate_tokens
+from kb.ingest.chunk import Block, TokenCounter, chunk_blocks
 from kb.language import detect_language
 
 MAN_ROOT = Path("/usr/share/man")

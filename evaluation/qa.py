@@ -136,7 +136,7 @@ def refusal(outcomes: list[Outcome]) -> dict[str, float]:
 
 @dataclass
 class AttributionCase:
-    """One answer's sentence matches (chat.citations.match_sentences) and which of its sources hold the answer."""
+    """One answer's sentence matches (chat.attribution.match_sentences) and which of its sources hold the answer."""
 
     lang: str
     matches: list[Any]

@@ -86,7 +86,19 @@ def test_the_catalogues_hold_every_string_the_code_marks(tmp_path: Path) -> None
     nothing the code no longer says."""
     copy = tmp_path / "tree"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules", ".venv", "var")
-    for name in ("accounts", "api", "chat", "config", "evaluation", "insights", "kb", "templates", "static", "locale"):
+    for name in (
+        "accounts",
+        "api",
+        "chat",
+        "config",
+        "core",
+        "evaluation",
+        "insights",
+        "kb",
+        "templates",
+        "static",
+        "locale",
+    ):
         shutil.copytree(BASE_DIR / name, copy / name, ignore=ignore, symlinks=True)
     environment = {**os.environ, "PYTHONPATH": str(copy)}
     subprocess.run(
@@ -186,7 +198,7 @@ def _unmarked_messages(source: str) -> list[str]:
 
 PYTHON_SOURCES = sorted(
     path
-    for package in ("accounts", "api", "chat", "insights", "kb")
+    for package in ("accounts", "api", "chat", "core", "insights", "kb")
     for path in (BASE_DIR / package).rglob("*.py")
     if "migrations" not in path.parts and "management" not in path.parts
 )

@@ -40,8 +40,14 @@ def lint_imports(*contracts: str, cwd: Path = ROOT) -> subprocess.CompletedProce
     )
 
 
-def test_the_contracts_are_the_four_the_readme_names() -> None:
-    assert CONTRACT_IDS == ["layers", "apps-import-no-measurement", "settings-import-no-app", "no-cycles-in-kb-or-chat"]
+def test_the_contracts_are_the_five_the_readme_names() -> None:
+    assert CONTRACT_IDS == [
+        "layers",
+        "apps-import-no-measurement",
+        "settings-import-no-app",
+        "core-is-plain-python",
+        "no-cycles-in-kb-or-chat",
+    ]
 
 
 CYCLES_IN_KB = pytest.mark.xfail(
@@ -90,13 +96,15 @@ def test_the_contracts_can_fail(tmp_path: Path) -> None:
     chat_bench = "def f():\n    from evaluation import qa\n"
     _package(tmp_path, "chat", {"selectors.py": "", "models.py": "", "bench.py": chat_bench})
     _package(tmp_path, "evaluation", {"qa.py": ""})
-    for name in ("api", "insights", "core", "tests"):
+    _package(tmp_path, "core", {"text.py": "from django.utils import translation\n"})
+    for name in ("api", "insights", "tests"):
         _package(tmp_path, name, {})
     result = lint_imports(cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "Contracts: 0 kept, 4 broken." in result.stdout
+    assert "Contracts: 0 kept, 5 broken." in result.stdout
     assert "kb.views -> chat.models" in result.stdout
     assert "chat.bench -> evaluation.qa" in result.stdout
     assert "config.helpers -> kb" in result.stdout
+    assert "core.text -> django.utils" in result.stdout
     assert "No cycles are allowed in kb." in result.stdout
     assert "- .tasks -> .services (1 import)" in result.stdout

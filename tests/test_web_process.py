@@ -14,7 +14,7 @@ get_resolver().url_patterns
 from kb import embedder, encoders
 for name in (encoders.E5, encoders.USE, encoders.MINILM):
     embedder.embed_query("How do I descale the kettle?", name)
-from chat.citations import attribute
+from chat.attribution import attribute
 attribute("Hold the buttons for ten seconds to reset it.", {1: "Hold TEMP and POWER for 10 seconds to reset it."})
 from kb.refusal import zipf
 zipf("warm", "fr")

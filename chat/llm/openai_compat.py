@@ -12,6 +12,7 @@ from django.conf import settings
 
 from chat.llm.base import Generation, LLMError
 from chat.prompts import STOP_SEQUENCES
+from core.text import approximate_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ class OpenAICompatibleBackend:
 
     def count_tokens(self, text: str) -> int:
         """The remote model's tokenizer is not at hand: an estimate (1 per CJK character, ~1.3 per word)."""
-        from kb.ingest.chunk import approximate_tokens
-
         return approximate_tokens(text)
 
     def health(self) -> str:

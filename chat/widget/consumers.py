@@ -24,7 +24,6 @@ from accounts.language import language_for_visitor
 from chat import limits
 from chat.consumers import ChatConsumer
 from chat.models import QuestionLog
-from chat.widget.ratelimit import rate_limit_hit
 from chat.widget.selectors import widget_key_enabled
 from chat.widget.services import (
     VisitorAccess,
@@ -104,7 +103,9 @@ class WidgetConsumer(ChatConsumer):
             await self.close(code=REFUSED)
             return
         self.access = replace(self.access, key=key)
-        exceeded = await rate_limit_hit(message_limits(key=key, visitor_id=self.access.session.visitor_id, ip=self.ip))
+        exceeded = await limits.rate_limit_hit(
+            message_limits(key=key, visitor_id=self.access.session.visitor_id, ip=self.ip)
+        )
         if exceeded is not None:
             await self.send_event(
                 {

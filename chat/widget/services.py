@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from chat.limits import Limit
 from chat.models import Conversation, QuestionLog
 from chat.widget import tokens
 from chat.widget.models import ShownChunk, Ticket, WidgetConversation, WidgetKey
 from chat.widget.origins import origin_normalize, origin_of
-from chat.widget.ratelimit import Limit
 from chat.widget.selectors import origin_is_docent, visitor_conversation, widget_key_enabled
 from kb.models import KnowledgeBase
 

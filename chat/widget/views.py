@@ -17,10 +17,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.language import language_for_visitor
+from chat.limits import rate_limit_hit_sync
 from chat.widget.forms import TicketForm
 from chat.widget.models import WidgetKey
 from chat.widget.origins import origin_of
-from chat.widget.ratelimit import rate_limit_hit_sync
 from chat.widget.selectors import origin_is_docent, shown_chunk, visitor_history, widget_key_enabled
 from chat.widget.services import (
     PASSAGE_SECONDS,

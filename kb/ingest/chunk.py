@@ -5,7 +5,7 @@ Pure: no Django, no I/O, so it is tested on its own. Rules, in order of importan
 2. a chunk never spans two pages, so a citation's page is exact;
 3. a heading starts a new section and is not part of its chunks' text: it names them, as a path
    ("1 Intro › 1.1 Scope");
-4. chunks stay within a token budget (the embedder's tokenizer, or `approximate_tokens`) and an optional
+4. chunks stay within a token budget (the embedder's tokenizer, or `core.text.approximate_tokens`) and an optional
    character cap. They are cut at sentence ends, then at clause marks, then at spaces; a CJK clause is cut
    between characters, and a single word inside, only when it alone is over the budget.
 """
@@ -13,11 +13,11 @@ Pure: no Django, no I/O, so it is tested on its own. Rules, in order of importan
 from __future__ import annotations
 
 import bisect
-import itertools
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+
+from core.text import CJK, approximate_tokens, sentence_ends, trimmed_spans
 
 
 @dataclass(frozen=True)
@@ -43,27 +43,13 @@ class ChunkDraft:
 DEFAULT_MAX_TOKENS = 200
 BLOCK_SEPARATOR = "\n\n"
 _MAX_HEADING_CHARS = 300
-_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
 # PDF text layers put a space where a Chinese line wrapped; Chinese has no spaces between words.
-_SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}]) +(?=[{_CJK}])")
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-_LATIN_WORD = re.compile(f"[^\\s{_CJK}]+")
+_SPACE_BETWEEN_CJK = re.compile(f"(?<=[{CJK}]) +(?=[{CJK}])")
 _WORD = re.compile(r"\S+")
-_UNIT = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")  # one CJK character, or a run of other non-space characters
+_UNIT = re.compile(f"[{CJK}]|[^\\s{CJK}]+")  # one CJK character, or a run of other non-space characters
 
-# Closing quotes and brackets stay with the sentence they close; French puts a space before its » (and ? ! ; :).
-_CLOSERS = r""")\]"'”’»›」』）》〉】"""
-_SENTENCE_END = re.compile(f"(?P<mark>[.!?;…]+|[。！？；]+)[{_CLOSERS}]*(?:[ \u00a0\u202f]+[»›][{_CLOSERS}]*)?")
-_CJK_SENTENCE_MARKS = "。！？；"
-_LATIN_MARKS = ".!?;…,:"
 # Clause marks: CJK ones need no space after them; Latin ones do (1,000 and 12:30 are not clauses).
 _CLAUSE_END = re.compile(r"[，、：；]|[,;:](?=\s)")
-# A full stop after one of these does not end the sentence (English and French manuals).
-_ABBREVIATIONS = frozenset(
-    "e.g. E.g. i.e. I.e. etc. cf. Cf. vs. approx. env. ex. Ex. fig. Fig. p. pp. vol. Vol. ch. chap. sec. Sec. "
-    "art. Art. no. n°. Dr. Mr. Mrs. Ms. St. Prof. M. MM. Mme. Mmes. Mlle. Mlles. Me.".split()
-)
-_OPENERS = "([{«“‘\"'"
 # "4.2 Foo" is a depth-2 heading; "A.1 Foo" (appendix) too. A bare number ("12") is not a section number.
 _SECTION_NUMBER = re.compile(r"(?:\d{1,3}|[A-Z](?=\.\d))(?:\.\d{1,3}){0,5}\.?(?=\s+\S)")
 
@@ -77,71 +63,6 @@ def normalise_text(text: str) -> str:
 def document_text(blocks: Iterable[Block]) -> str:
     """The document's extracted text: every non-empty block, normalised, joined by a blank line."""
     return BLOCK_SEPARATOR.join(text for text in (normalise_text(b.text) for b in blocks) if text)
-
-
-def approximate_tokens(text: str) -> int:
-    """A tokenizer-free estimate: 1 token per CJK character, about 1.3 per other word.
-
-    Words longer than 8 characters (part numbers, URLs, compounds) count one token per 6 characters instead,
-    as subword tokenizers split them. Meant for tests and for callers without the embedder's tokenizer.
-    """
-    words = sum(max(1.3, len(word) / 6) for word in _LATIN_WORD.findall(text))
-    return len(_CJK_CHAR.findall(text)) + math.ceil(words)
-
-
-def _is_cjk(char: str) -> bool:
-    return bool(char) and _CJK_CHAR.match(char) is not None
-
-
-def _is_abbreviation(text: str, dot: int, floor: int) -> bool:
-    begin = dot
-    while begin > floor and not text[begin - 1].isspace() and dot - begin < 12:
-        begin -= 1
-    return text[begin : dot + 1].lstrip(_OPENERS) in _ABBREVIATIONS
-
-
-def _sentence_cuts(text: str, start: int, end: int) -> Iterator[int]:
-    """Offsets in text[start:end] just after each sentence end (with its closing quotes or brackets)."""
-    for match in _SENTENCE_END.finditer(text, start, end):
-        mark, after = match["mark"], match.end()
-        before = text[match.start() - 1] if match.start() > start else ""
-        if mark[0] in _CJK_SENTENCE_MARKS or (mark[0] == "…" and _is_cjk(before)):
-            yield after  # Chinese needs no space after a sentence
-            continue
-        following = text[after] if after < end else ""
-        if following and not following.isspace() and not (_is_cjk(following) and _is_cjk(before)):
-            continue  # 1.7, e.g, www.example.com
-        if mark == "." and (before.isspace() or _is_abbreviation(text, match.start(), start)):
-            continue  # dot leaders of a table of contents (". . . 33"), e.g., M. Dupont
-        nxt = after
-        while nxt < end and text[nxt].isspace():
-            nxt += 1
-        # A sentence starts with neither punctuation nor, after . ! ? …, a lower-case letter:
-        # "« Quoi ? » dit-elle" and "approx. the" go on.
-        if nxt < end and (text[nxt] in _LATIN_MARKS or (mark != ";" and text[nxt].islower())):
-            continue
-        yield after
-
-
-def _spans(text: str, start: int, end: int, cuts: Iterable[int]) -> list[tuple[int, int]]:
-    """text[start:end] cut at `cuts`, each part without the whitespace around it; empty parts dropped."""
-    spans = []
-    left = start
-    for cut in itertools.chain(cuts, [end]):
-        s, e = left, cut
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if s < e:
-            spans.append((s, e))
-        left = cut
-    return spans
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of English, French or Chinese text, without the whitespace between them."""
-    return [text[s:e] for s, e in _spans(text, 0, len(text), _sentence_cuts(text, 0, len(text)))]
 
 
 @dataclass(frozen=True)
@@ -243,7 +164,7 @@ def _parts(
         for s, e in _words(doc, start, end, budget):
             yield _Piece(s, e, budget.tokens(doc[s:e]), False)
         return
-    spans = _spans(doc, start, end, cutters[0](start, end))
+    spans = trimmed_spans(doc, start, end, cutters[0](start, end))
     for s, e in spans:
         yield from _parts(doc, s, e, budget, cutters[1:], over=spans == [(start, end)])
 
@@ -264,7 +185,7 @@ def _section_pieces(doc: str, blocks: Sequence[tuple[int, int]], budget: _Budget
     opening = set(block_starts)
     pieces = []
     start, end = blocks[0][0], blocks[-1][1]
-    for s, e in _spans(doc, start, end, _sentence_cuts(doc, start, end)):
+    for s, e in trimmed_spans(doc, start, end, sentence_ends(doc, start, end)):
         for piece in _parts(doc, s, e, budget, (at_blocks, at_clauses)):
             pieces.append(_Piece(piece.start, piece.end, piece.tokens, piece.start == s or piece.start in opening))
     return pieces

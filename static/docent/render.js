@@ -54,7 +54,7 @@
       const numbered = bullet ? null : NUMBERED.exec(line);
       if (fence) {
         // An unclosed fence runs to the end, which is what a half-streamed code block needs.
-        // Closed by a run at least as long at a line start, the rule chat/streaming.py follows too.
+        // Closed by a run at least as long at a line start, the rule chat/marker_stream.py follows too.
         const closing = new RegExp("^ {0,3}`{" + fence[1].length + ",}");
         const code = [];
         for (i++; i < lines.length && !closing.test(lines[i]); i++) code.push(lines[i]);
@@ -89,7 +89,7 @@
   }
 
   // Inline Markdown of one line. Inline code does not continue onto the next line (as in
-  // chat/streaming.py), so a stray backtick only affects the rest of its line.
+  // chat/marker_stream.py), so a stray backtick only affects the rest of its line.
   function parseInline(text, inLink) {
     const nodes = [];
     let plain = "";

@@ -80,7 +80,7 @@ def test_a_cited_answer_without_streaming(client, api_key):  # type: ignore[no-u
     assert sources[0]["title"] and sources[0]["url"].startswith("http://127.0.0.1:")
     assert "descal" in sources[0]["snippet"].lower() or "descal" in sources[0]["heading"].lower()
     assert docent["answered"] is True
-    # What a 135M model writes varies; that a faithful answer gets cited is tested in test_citations.py.
+    # What a 135M model writes varies; that a faithful answer gets cited is tested in test_attribution.py.
     assert set(docent["citations"]) <= {s["n"] for s in sources}
     assert all(s["cited"] == (s["n"] in docent["citations"]) for s in sources)
     # usage is the chat model's own token count, as stored with the answer

@@ -50,7 +50,7 @@ async def test_question_streams_sources_tokens_done_and_cites_the_manual(manual_
     assert sources[0]["url"].endswith(f"/passage/{sources[0]['chunk_id']}/")
 
     done = events[-1]
-    # What a 135M model writes varies; that a faithful answer gets cited is tested in test_citations.py.
+    # What a 135M model writes varies; that a faithful answer gets cited is tested in test_attribution.py.
     assert set(done["citations"]) <= {s["n"] for s in sources}
     assert set(done["timings"]) >= {
         "retrieval_ms",

@@ -3,7 +3,8 @@ import asyncio
 import pytest
 
 from chat.generation import GenerationQueue, QueueFull
-from chat.prompts import PromptSource, build_messages, split_answer_sentences
+from chat.prompts import PromptSource, build_messages
+from core.text import split_sentences
 
 
 def words(text: str) -> int:
@@ -86,4 +87,8 @@ async def test_generation_queue_reports_positions_in_order():
 
 
 def test_answer_sentences_lose_their_markers():
-    assert split_answer_sentences("Hold TEMP [1]. Then wait【2】。完成。") == ["Hold TEMP .", "Then wait。", "完成。"]
+    assert split_sentences("Hold TEMP [1]. Then wait【2】。完成。", answer=True) == [
+        "Hold TEMP .",
+        "Then wait。",
+        "完成。",
+    ]

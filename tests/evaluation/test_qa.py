@@ -95,7 +95,7 @@ def test_eval_qa_ingests_the_dataset_and_reports_every_mode(tmp_path):
 
 
 def test_attribution_scores_count_sources_that_hold_the_answer():
-    from chat.citations import SentenceMatch
+    from chat.attribution import SentenceMatch
     from evaluation.qa import AttributionCase, attribution_scores
 
     copied = SentenceMatch("copied", overlap=0.9, overlap_source=(1, "a"), similarity=0.9, similarity_source=(1, "a"))

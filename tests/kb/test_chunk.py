@@ -3,15 +3,8 @@ import time
 
 import pytest
 
-from kb.ingest.chunk import (
-    Block,
-    ChunkDraft,
-    approximate_tokens,
-    chunk_blocks,
-    document_text,
-    normalise_text,
-    split_sentences,
-)
+from core.text import approximate_tokens, split_sentences
+from kb.ingest.chunk import Block, ChunkDraft, chunk_blocks, document_text, normalise_text
 
 ENGLISH = [
     Block("Lumen K3 Kettle", "title", 1, level=1),

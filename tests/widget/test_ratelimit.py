@@ -1,4 +1,4 @@
-"""chat.widget.ratelimit: the sliding window, counted on shared Redis connections (not one per event)."""
+"""chat.limits: the sliding window, counted on shared Redis connections (not one per event)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import secrets
 import redis
 from django.conf import settings
 
-from chat.widget.ratelimit import Limit, rate_limit_hit, rate_limit_hit_sync
+from chat.limits import Limit, rate_limit_hit, rate_limit_hit_sync
 
 
 def connections_received() -> int:

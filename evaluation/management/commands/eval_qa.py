@@ -272,9 +272,9 @@ class Command(BaseCommand):
     def calibrate_attribution(
         self, knowledge_base: KnowledgeBase, questions: list[Question], names: dict[int, str]
     ) -> dict[str, Any]:
-        """Sweep the overlap and similarity thresholds of chat.citations over the set's reference answers,
+        """Sweep the overlap and similarity thresholds of chat.attribution over the set's reference answers,
         each against the sources the chat would give the model for its question."""
-        from chat import citations
+        from chat import attribution
 
         cases = []
         for question in questions:
@@ -284,14 +284,14 @@ class Command(BaseCommand):
             passages = [hit_passage(hit, names) for hit in result.hits]
             sources = {n: passage.text for n, passage in enumerate(passages, start=1)}
             relevant = {n for n, passage in enumerate(passages, start=1) if is_hit(question, passage)}
-            matches = citations.match_sentences(question.answer, sources, embed_all=True)
+            matches = attribution.match_sentences(question.answer, sources, embed_all=True)
             cases.append(AttributionCase(question.lang, matches, relevant))
         sweep = [
             {"overlap": o, "similarity": s, **attribution_scores(cases, o, s)}
             for o in (0.4, 0.5, 0.6, 0.7, 0.8)
             for s in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 1.01)
         ]
-        current = (citations.OVERLAP_THRESHOLD, citations.SIMILARITY_THRESHOLD)
+        current = (attribution.OVERLAP_THRESHOLD, attribution.SIMILARITY_THRESHOLD)
         by_lang = {
             lang: attribution_scores([c for c in cases if c.lang == lang], *current)
             for lang in sorted({c.lang for c in cases})

@@ -1,8 +1,8 @@
 """Normalise citation markers in an answer while it streams.
 
-Models write markers in several shapes ([1, 2], 【1、2】, ［1］ ...) and sometimes cite numbers that
-were never given to them. The browser only understands `[n]` for a known source, so markers are
-rewritten here before a piece is shown. A marker can arrive split over several pieces ("[" then "1]"),
+Models write markers in several shapes ([1, 2], 【1、2】, ［1］ ...: the grammar is core.markers') and sometimes
+cite numbers that were never given to them. The browser only understands `[n]` for a known source, so markers
+are rewritten here before a piece is shown. A marker can arrive split over several pieces ("[" then "1]"),
 so a possibly-partial marker at the end of the text is held back until it resolves.
 
 The text is processed one character at a time and every decision depends only on the characters
@@ -19,13 +19,10 @@ from __future__ import annotations
 from collections import deque
 from enum import Enum, auto
 
-OPEN_BRACKETS = "[【［"
-CLOSE_BRACKETS = "]】］"
-SEPARATORS = ",，、"
-SPACES = " \t"
-# Longest marker held back before it is given up as text: "[1, 2, 3, 4]" fits. A longer wait would
-# stall the visible stream on bracketed text that is not a citation at all.
-MAX_HELD = 12
+from core.markers import CLOSE_BRACKETS, MAX_DIGITS, MAX_HELD, OPEN_BRACKETS, SEPARATORS, SPACES, marker_numbers
+
+__all__ = ["MAX_HELD", "CitationStream", "process_markers"]
+
 # CommonMark lets a fence be indented by up to three spaces.
 MAX_FENCE_INDENT = 3
 
@@ -37,11 +34,10 @@ class _Code(Enum):
 
 
 class _Marker(Enum):
-    """Where a held-back candidate marker is in its grammar: OPEN ws* num (ws* SEP ws* num)* ws* CLOSE."""
+    """Where a held-back candidate marker is in core.markers' grammar: OPEN ws* num (ws* SEP ws* num)* ws* CLOSE."""
 
     OPEN = auto()  # after the opening bracket (and any spaces)
-    DIGIT1 = auto()  # one digit of a number
-    DIGIT2 = auto()  # two digits: a third one ends the candidate
+    NUMBER = auto()  # in a number: a digit past MAX_DIGITS ends the candidate
     AFTER_NUMBER = auto()  # spaces after a number
     AFTER_SEPARATOR = auto()  # separator (and any spaces) seen, a number must follow
 
@@ -164,9 +160,10 @@ class CitationStream:
         if state is _Marker.OPEN or state is _Marker.AFTER_SEPARATOR:
             if ch in SPACES:
                 return state
-            return _Marker.DIGIT1 if is_digit else None
-        if state is _Marker.DIGIT1 and is_digit:
-            return _Marker.DIGIT2
+            return _Marker.NUMBER if is_digit else None
+        if state is _Marker.NUMBER and is_digit:
+            digits = len(self._marker) - len(self._marker.rstrip("0123456789"))
+            return _Marker.NUMBER if digits < MAX_DIGITS else None
         if ch in SPACES:
             return _Marker.AFTER_NUMBER
         if ch in SEPARATORS:
@@ -176,12 +173,8 @@ class CitationStream:
         return None
 
     def _resolve_marker(self, out: list[str]) -> None:
-        inner = self._marker[1:-1]
-        for separator in SEPARATORS[1:]:
-            inner = inner.replace(separator, ",")
         numbers: list[int] = []
-        for part in inner.split(","):
-            n = int(part.strip())
+        for n in marker_numbers(self._marker):
             if n in self._valid and n not in numbers:
                 numbers.append(n)
         if numbers:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat.citations import attribute
+from chat.attribution import attribute
 
 RESET = (
     "To reset the kettle to its factory settings, place it on the base, then press and hold the TEMP and "
@@ -39,7 +39,7 @@ def test_chinese_answers_are_matched_on_characters():
 def test_an_attributed_citation_links_to_its_highlighted_span(client, user):
     from io import BytesIO
 
-    from chat.citations import Attribution
+    from chat.attribution import Attribution
     from chat.models import Citation, Conversation, Message
     from chat.selectors import citation_urls
     from chat.services import answer_save

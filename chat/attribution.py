@@ -14,9 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from chat.prompts import split_answer_sentences
+from core.text import split_sentences
 from kb import embedder, encoders
-from kb.ingest.chunk import split_sentences
 
 # Share of an answer sentence's words found in one source sentence for it to count as copied from it, and
 # cosine similarity (by ATTRIBUTION_ENCODER) of sentence pairs that restate each other. Calibrated with
@@ -79,7 +78,7 @@ def match_sentences(answer: str, sources: dict[int, str], *, embed_all: bool = F
     Sentences whose overlap reaches OVERLAP_THRESHOLD are not embedded unless `embed_all` (calibration).
     """
     candidates = [(n, s) for n, text in sources.items() for s in split_sentences(text) if len(s.strip()) > 10]
-    sentences = [s for s in split_answer_sentences(answer) if len(_tokens(s)) >= MIN_ANSWER_TOKENS]
+    sentences = [s for s in split_sentences(answer, answer=True) if len(_tokens(s)) >= MIN_ANSWER_TOKENS]
     if not candidates or not sentences:
         return []
     candidate_tokens = [_tokens(s) for _, s in candidates]

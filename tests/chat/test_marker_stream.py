@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from chat.streaming import MAX_HELD, CitationStream, process_markers
+from chat.marker_stream import MAX_HELD, CitationStream, process_markers
 
 VALID = {1, 2, 3, 12}
 
