@@ -12,6 +12,7 @@ from django.conf import settings
 from kb import reasons
 from kb.ingest import lease, progress
 from kb.ingest.pipeline import ingest
+from kb.ingest.store import document_mark_failed
 from kb.models import Document
 
 logger = logging.getLogger(__name__)
@@ -19,8 +20,8 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     bind=True,
-    name="kb.ingest_document",
-    queue="ingest",
+    name=lease.INGEST_TASK,
+    queue=lease.INGEST_QUEUE,
     acks_late=True,
     reject_on_worker_lost=True,  # a worker killed mid-task hands the document to the next worker
     soft_time_limit=settings.DOCENT_INGEST_TIME_LIMIT_S,
@@ -33,13 +34,9 @@ def ingest_document(self, document_id: int) -> str:  # type: ignore[no-untyped-d
         result = ingest(document_id)
     except SoftTimeLimitExceeded:
         minutes = settings.DOCENT_INGEST_TIME_LIMIT_S // 60
-        Document.objects.filter(pk=document_id).update(
-            status=Document.Status.FAILED,
-            stage="",
-            worker="",
-            heartbeat_at=None,
-            error=reasons.INGEST_TIMEOUT % {"minutes": minutes},
-        )
+        document = Document.objects.defer("text").filter(pk=document_id).first()
+        if document is not None:
+            document_mark_failed(document=document, error=reasons.INGEST_TIMEOUT % {"minutes": minutes}, release=True)
         return "timeout"
     finally:
         progress.flush()
