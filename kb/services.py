@@ -87,7 +87,7 @@ def document_create(
     content: IO[bytes],
     filename: str,
     title: str = "",
-    uploaded_by=None,  # type: ignore[no-untyped-def]
+    uploaded_by: Any = None,
     enqueue: bool = True,
 ) -> DocumentCreated:
     """Store an uploaded file and, on commit, queue it for ingestion.

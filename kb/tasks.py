@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
     time_limit=settings.DOCENT_INGEST_TIME_LIMIT_S + 60,
     max_retries=None,
 )
-def ingest_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
+def ingest_document(self: Task, document_id: int) -> str:
     lease.requeue_stale()
     try:
         result = ingest(document_id)
@@ -53,6 +54,6 @@ def requeue_stale_documents() -> list[int]:
 
 
 @worker_ready.connect
-def _requeue_on_start(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _requeue_on_start(sender: Any, **kwargs: Any) -> None:
     """A worker coming up puts back documents whose worker died (run in a pool process, not here)."""
     requeue_stale_documents.delay()

@@ -21,7 +21,7 @@ from kb.content_version import knowledge_base_content_changed
 from kb.ingest import lease, progress, sandbox
 from kb.ingest.chunk import chunk_blocks, document_text
 from kb.ingest.embed import embed_chunks
-from kb.ingest.parse import ParseError
+from kb.ingest.parse import Parsed, ParseError
 from kb.ingest.store import EmbedderChanged, LeaseLost, document_mark_failed, merge_search_index, store_chunks
 from kb.language import detect_language
 from kb.models import Document, KnowledgeBase
@@ -188,7 +188,7 @@ def run_pipeline(
     return IngestResult(document.pk, Document.Status.READY, count)
 
 
-def _parse(path: Path, original_name: str):  # type: ignore[no-untyped-def]
+def _parse(path: Path, original_name: str) -> Parsed:
     """Collect a parse submitted ahead for this file, or parse it now, in the sandboxed parser."""
     if sandbox.pending_for() == (path, original_name):
         return sandbox.result()
