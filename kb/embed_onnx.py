@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from kb.encoder_base import MINILM, NAMED, minilm_path
+
 META = "docent-onnx.json"
 MODEL_FILE = "model.int8.onnx"
 FP32_FILE = "model.fp32.onnx"
@@ -39,7 +41,7 @@ def export_dir(source: str, name: str, precision: str = "int8") -> Path:
 
 def export(source: str, target: Path, *, quantize: bool = True) -> float:
     """Export the sentence-transformers model at `source` to `target` (int8 weights unless `quantize` is
-    False); returns seconds spent."""
+    False); returns seconds spent. RuntimeError when the model is no transformer of known length and dimension."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -47,7 +49,11 @@ def export(source: str, target: Path, *, quantize: bool = True) -> float:
 
     started = time.perf_counter()
     model = SentenceTransformer(source, device="cpu")
-    transformer = model[0].auto_model.eval()
+    auto_model = model[0].auto_model
+    max_seq_length, dimension = model.max_seq_length, model.get_embedding_dimension()
+    if not isinstance(auto_model, torch.nn.Module) or max_seq_length is None or dimension is None:
+        raise RuntimeError(f"{source}: not a transformer model with a known input length and dimension")
+    transformer: torch.nn.Module = auto_model.eval()
     pooling = next((m for m in model if type(m).__name__ == "Pooling"), None)
     mode = "cls" if pooling is not None and getattr(pooling, "pooling_mode_cls_token", False) else "mean"
     tokenizer = model.tokenizer
@@ -60,7 +66,7 @@ def export(source: str, target: Path, *, quantize: bool = True) -> float:
 
         def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
             named = dict(zip(inputs, tensors, strict=True))
-            hidden = self.transformer(**named).last_hidden_state
+            hidden = transformer(**named).last_hidden_state  # the submodule registered above
             if mode == "cls":
                 pooled = hidden[:, 0]
             else:
@@ -101,8 +107,8 @@ def export(source: str, target: Path, *, quantize: bool = True) -> float:
         "source": source,
         "inputs": inputs,
         "pooling": mode,
-        "max_seq_length": int(model.max_seq_length),
-        "dimension": int(model.get_embedding_dimension()),
+        "max_seq_length": int(max_seq_length),
+        "dimension": int(dimension),
     }
     (target / META).write_text(json.dumps(meta, indent=2))
     partial.rename(target / final)  # only a complete export has the final name
@@ -179,11 +185,9 @@ def main() -> None:
     multilingual-e5-small and USE need no export.
     """
     # No Django here: importing the settings would start the embedded Postgres, and set-up needs no database.
-    from kb import encoders
-
     configured = os.environ.get("DOCENT_EMBED_MODEL", "")
-    models = {encoders.MINILM: encoders.minilm_path()}
-    if configured and configured not in encoders.NAMED:
+    models = {MINILM: minilm_path()}
+    if configured and configured not in NAMED:
         models[Path(configured).name] = configured
     for name, source in models.items():
         for precision in ("fp32", "int8"):

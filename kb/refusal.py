@@ -22,12 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
-
-from django.db import connection
-
-if TYPE_CHECKING:
-    from kb.retrieval import Scope, Vocabulary
+from typing import Protocol
 
 from kb.language import search_config, search_text
 
@@ -41,6 +36,33 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 # Zipf frequency (log10 of occurrences per billion words, wordfreq) from which an identifier is an ordinary
 # word of the language: "e-mail" 4.6, "savoir-vivre" 5.0, against "AppArmor" 1.2, "dh-golang" 1.7, "AZERTY" 2.4.
 ORDINARY_WORD_ZIPF = 3.0
+
+
+class Passages(Protocol):
+    """What the check asks of the passages a search may use (kb.retrieval.fulltext.ScopeText answers in SQL)."""
+
+    def lexemes(self, config: str, text: str) -> list[str]:
+        """The distinct lexemes of `text` under the text search configuration `config`."""
+        ...
+
+    def holding(self, lexemes: list[str]) -> set[str]:
+        """Which of `lexemes` occur in at least one passage."""
+        ...
+
+    def holds_phrase(self, config: str, phrase: str) -> bool:
+        """Whether some passage holds `phrase` as written."""
+        ...
+
+
+class KnownWords(Protocol):
+    """The question's lexemes and how many passages hold each, as the search read them (kb.retrieval's
+    Vocabulary)."""
+
+    @property
+    def lexemes(self) -> list[str]: ...
+
+    @property
+    def df(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -87,53 +109,46 @@ def unknown_words(question: str, language: str) -> list[str]:
     return found
 
 
-def _present(scope: Scope, lexemes: list[str]) -> set[str]:
-    """Which of these lexemes occur in at least one passage of the scope's base and language."""
-    from kb.retrieval import term_frequencies
-
-    return set(term_frequencies(scope=scope, lexemes=lexemes)[1]) if lexemes else set()
-
-
-def _lexemes(config: str, text: str) -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))", [config, text])
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _identifier_missing(scope: Scope, config: str, term: str) -> bool:
+def _identifier_missing(passages: Passages, config: str, term: str) -> bool:
     """A capitalised identifier must occur as written; a hyphenated one needs each of its parts."""
     if any(ch.isupper() for ch in term):
-        where, params = scope.where()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT EXISTS (SELECT 1 FROM kb_chunk c WHERE {where} "
-                "AND c.search_vector @@ phraseto_tsquery(%s::regconfig, %s))",
-                [*params, config, term],
-            )
-            return not cursor.fetchone()[0]
-    parts = _lexemes(config, term.replace("-", " "))
-    return bool(set(parts) - _present(scope, parts))
+        return not passages.holds_phrase(config, term)
+    parts = passages.lexemes(config, term.replace("-", " "))
+    return bool(set(parts) - passages.holding(parts))
 
 
-def _word_missing(scope: Scope, config: str, word: str) -> bool:
-    lexemes = _lexemes(config, word)
-    return bool(lexemes) and not (set(lexemes) & _present(scope, lexemes))
+def _word_missing(passages: Passages, config: str, word: str) -> bool:
+    lexemes = passages.lexemes(config, word)
+    return bool(lexemes) and not (set(lexemes) & passages.holding(lexemes))
 
 
-def check(*, scope: Scope, question: str, language: str, known: Vocabulary) -> RefusalCheck:
-    """`known`: the question's lexemes and their document frequencies, as the search read them."""
+def check(*, passages: Passages, question: str, language: str, known: KnownWords) -> RefusalCheck:
+    """Whether the passages a search may use cannot answer `question` (in `language`, ISO 639-1), and why.
+
+    `known`: the question's lexemes and their document frequencies, as the search read them.
+    """
     config = search_config(language)
     missing = [
         term
         for term in identifiers(question)
-        if zipf(term.lower(), language) < ORDINARY_WORD_ZIPF and _identifier_missing(scope, config, term)
+        if zipf(term.lower(), language) < ORDINARY_WORD_ZIPF and _identifier_missing(passages, config, term)
     ]
     missing += [
         word
         for word in unknown_words(question, language)
-        if not any(word.lower() in term.lower() for term in missing) and _word_missing(scope, config, word)
+        if not any(word.lower() in term.lower() for term in missing) and _word_missing(passages, config, word)
     ]
     words = known.lexemes
     absent = [w for w in words if w not in known.df]
     share = len(absent) / len(words) if words else 1.0
     return RefusalCheck(refuse=bool(missing), missing_terms=missing, missing_word_share=round(share, 3))
+
+
+def reason(verdict: RefusalCheck | None) -> str:
+    """Why a search cannot be answered, for the question log and the chat's timings ("" when it can be):
+    `verdict` None when no passage matched at all."""
+    if verdict is None:
+        return "no passage matches"
+    if verdict.refuse:
+        return f"not in the knowledge base: {', '.join(verdict.missing_terms)}"
+    return ""

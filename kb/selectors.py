@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
-from kb.models import ROLE_RANK, Chunk, Document, KnowledgeBase, Membership, Role
+from kb.models import ROLE_RANK, AccessChange, Chunk, Document, KnowledgeBase, Membership, Role
 
 
 def is_signed_in(user: Any) -> bool:
@@ -212,7 +212,5 @@ def membership_list(*, knowledge_base: KnowledgeBase) -> QuerySet[Membership]:
     return Membership.objects.filter(knowledge_base=knowledge_base).select_related("user", "group")
 
 
-def access_change_list(*, knowledge_base: KnowledgeBase) -> QuerySet[Any]:
-    from kb.models import AccessChange
-
+def access_change_list(*, knowledge_base: KnowledgeBase) -> QuerySet[AccessChange]:
     return AccessChange.objects.filter(knowledge_base=knowledge_base)

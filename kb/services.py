@@ -16,9 +16,16 @@ from django.db.models import F
 from django.utils.text import slugify
 from django.utils.translation import gettext
 
+from kb import embedder, encoders
+from kb.content_version import knowledge_base_content_changed
 from kb.ingest.chunk import ChunkDraft
+from kb.ingest.embed import embedding_text
+from kb.ingest.lease import enqueue_on_commit
+from kb.ingest.pipeline import ensure_indexed
 from kb.ingest.safety import safe_filename
+from kb.ingest.store import update_term_stats
 from kb.models import AccessChange, Chunk, Document, KnowledgeBase, Membership, Role
+from kb.selectors import document_visible_q
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +53,6 @@ def knowledge_base_create(
     if not slug:
         raise ValueError("a knowledge base needs a slug of letters, digits, - or _")
     if embedder:
-        from kb import encoders
-
         if (status := encoders.check(embedder)) != "ok":
             raise ValueError(f"embedder {embedder!r}: {status}")
     kb, _ = KnowledgeBase.objects.get_or_create(
@@ -60,22 +65,6 @@ def knowledge_base_create(
         },
     )
     return kb
-
-
-def knowledge_base_content_changed(*, knowledge_base_id: int) -> None:
-    """Bump the base's `content_version` once the current transaction commits (at once outside one).
-
-    Every change that can change an answer calls it (a document stored, replaced, deleted or queued again, a
-    restriction, a membership, the base's settings, a re-embedding): the version is part of the answer cache's
-    key (chat.answer_cache), so the base's stored answers are no longer found. After the commit, because a reader
-    that sees the new version must also see the new content; and outside the writer's transaction, whose locks
-    (the base's row is share-locked while chunks are stored) an update of the row would otherwise contend with.
-    """
-
-    def bump() -> None:
-        KnowledgeBase.objects.filter(pk=knowledge_base_id).update(content_version=F("content_version") + 1)
-
-    transaction.on_commit(bump)
 
 
 def _sha256(handle: IO[bytes]) -> tuple[str, int]:
@@ -98,7 +87,7 @@ def document_create(
     content: IO[bytes],
     filename: str,
     title: str = "",
-    uploaded_by=None,  # type: ignore[no-untyped-def]
+    uploaded_by: Any = None,
     enqueue: bool = True,
 ) -> DocumentCreated:
     """Store an uploaded file and, on commit, queue it for ingestion.
@@ -119,8 +108,6 @@ def document_create(
         return DocumentCreated(existing, created=False, queued=False)
     same_name = Document.objects.filter(knowledge_base=knowledge_base, original_name=name).defer("text")
     if uploaded_by is not None:
-        from kb.selectors import document_visible_q
-
         # A restricted document the uploader may not see is never replaced by their file of the same name.
         same_name = same_name.filter(document_visible_q(user=uploaded_by))
     previous = same_name.first()
@@ -177,8 +164,6 @@ def document_reingest(*, document: Document) -> None:
 
 def document_delete(*, document: Document) -> None:
     storage, name = document.file.storage, document.file.name
-    from kb.ingest.store import update_term_stats
-
     with transaction.atomic():
         update_term_stats(document_id=document.pk, sign=-1)
         document.delete()  # chunks go with it (ON DELETE CASCADE)
@@ -257,8 +242,6 @@ def document_restrict(*, document: Document, groups: Any, actor: Any) -> Documen
     to a pool of its own (kb.models.TermStat) in the same transaction, under the document's row lock, which
     the storing of its chunks also takes.
     """
-    from kb.ingest.store import update_term_stats
-
     groups = list(groups)
     with transaction.atomic():
         Document.objects.select_for_update().filter(pk=document.pk).first()
@@ -278,12 +261,6 @@ def document_restrict(*, document: Document, groups: Any, actor: Any) -> Documen
         )
         knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)
     return document
-
-
-def enqueue_on_commit(document_id: int) -> None:
-    from kb.tasks import ingest_document
-
-    transaction.on_commit(lambda: ingest_document.delay(document_id))
 
 
 @dataclass(frozen=True)
@@ -308,10 +285,6 @@ def knowledge_base_reembed(
     embedded with the old model meanwhile re-embeds its chunks: kb.ingest.store.EmbedderChanged).
     Raises RuntimeError when `model` cannot be loaded.
     """
-    from kb import embedder
-    from kb.ingest.embed import embedding_text
-    from kb.ingest.pipeline import ensure_indexed
-
     if knowledge_base.embedder == model and not knowledge_base.next_embedder:
         return False
     embedder.get(model)  # fails here, before anything is written, when the model is missing

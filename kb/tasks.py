@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.conf import settings
 from kb import reasons
 from kb.ingest import lease, progress
 from kb.ingest.pipeline import ingest
+from kb.ingest.store import document_mark_failed
 from kb.models import Document
 
 logger = logging.getLogger(__name__)
@@ -19,27 +21,23 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     bind=True,
-    name="kb.ingest_document",
-    queue="ingest",
+    name=lease.INGEST_TASK,
+    queue=lease.INGEST_QUEUE,
     acks_late=True,
     reject_on_worker_lost=True,  # a worker killed mid-task hands the document to the next worker
     soft_time_limit=settings.DOCENT_INGEST_TIME_LIMIT_S,
     time_limit=settings.DOCENT_INGEST_TIME_LIMIT_S + 60,
     max_retries=None,
 )
-def ingest_document(self, document_id: int) -> str:  # type: ignore[no-untyped-def]
+def ingest_document(self: Task, document_id: int) -> str:
     lease.requeue_stale()
     try:
         result = ingest(document_id)
     except SoftTimeLimitExceeded:
         minutes = settings.DOCENT_INGEST_TIME_LIMIT_S // 60
-        Document.objects.filter(pk=document_id).update(
-            status=Document.Status.FAILED,
-            stage="",
-            worker="",
-            heartbeat_at=None,
-            error=reasons.INGEST_TIMEOUT % {"minutes": minutes},
-        )
+        document = Document.objects.defer("text").filter(pk=document_id).first()
+        if document is not None:
+            document_mark_failed(document=document, error=reasons.INGEST_TIMEOUT % {"minutes": minutes}, release=True)
         return "timeout"
     finally:
         progress.flush()
@@ -56,6 +54,6 @@ def requeue_stale_documents() -> list[int]:
 
 
 @worker_ready.connect
-def _requeue_on_start(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _requeue_on_start(sender: Any, **kwargs: Any) -> None:
     """A worker coming up puts back documents whose worker died (run in a pool process, not here)."""
     requeue_stale_documents.delay()

@@ -50,16 +50,7 @@ def test_the_contracts_are_the_five_the_readme_names() -> None:
     ]
 
 
-CYCLES_IN_KB = pytest.mark.xfail(
-    strict=True,
-    reason="kb's import cycles (encoders/embed_onnx, ingest/services, refusal and rerank/retrieval) are removed by "
-    "issue 18's split of kb (another branch); when it is merged this contract holds: delete this mark",
-)
-
-
-@pytest.mark.parametrize(
-    "contract", [pytest.param(c, marks=CYCLES_IN_KB) if c == "no-cycles-in-kb-or-chat" else c for c in CONTRACT_IDS]
-)
+@pytest.mark.parametrize("contract", CONTRACT_IDS)
 def test_the_tree_keeps_the_contract(contract: str) -> None:
     result = lint_imports(contract)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -19,14 +19,21 @@ import socket
 import threading
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from kb import reasons
+from kb.ingest.store import document_mark_failed
 from kb.models import Document
 
 logger = logging.getLogger(__name__)
+
+# The Celery task that ingests one document (kb.tasks.ingest_document), sent by name: the queue is below the
+# transport that consumes it.
+INGEST_TASK = "kb.ingest_document"
+INGEST_QUEUE = "ingest"
 
 
 def worker_id() -> str:
@@ -88,9 +95,7 @@ def claim(document_id: int) -> tuple[str, Document | None]:
             return Claim.BUSY, document
         if document.status == Document.Status.PROCESSING and document.attempts >= settings.DOCENT_INGEST_MAX_ATTEMPTS:
             message = reasons.INGEST_ATTEMPTS % {"attempts": document.attempts}
-            Document.objects.filter(pk=document_id).update(
-                status=Document.Status.FAILED, stage="", error=message, worker="", heartbeat_at=None
-            )
+            document_mark_failed(document=document, error=message, release=True)
             return Claim.EXHAUSTED, document
         fields = {
             "status": Document.Status.PROCESSING,
@@ -150,6 +155,12 @@ class Heartbeat:
             connection.close()
 
 
+def enqueue_on_commit(document_id: int) -> None:
+    """Queue the document's ingestion (INGEST_TASK on INGEST_QUEUE) once the current transaction commits (at once
+    outside one)."""
+    transaction.on_commit(lambda: current_app.send_task(INGEST_TASK, args=[document_id], queue=INGEST_QUEUE))
+
+
 def requeue_stale() -> list[int]:
     """Put documents whose worker is gone back in the queue; returns their ids."""
     candidates = Document.objects.filter(status=Document.Status.PROCESSING).defer("text")
@@ -161,8 +172,6 @@ def requeue_stale() -> list[int]:
             updated = Document.objects.filter(pk=document.pk, status=Document.Status.PROCESSING, worker=document.worker)
             if updated.update(status=Document.Status.QUEUED, stage="", worker="", heartbeat_at=None):
                 ids.append(document.pk)
-                from kb.services import enqueue_on_commit
-
                 enqueue_on_commit(document.pk)
     if ids:
         logger.warning("requeued documents whose worker was lost: %s", ids)

@@ -16,15 +16,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from kb import reasons
+from kb import embedder, reasons, vector_index
+from kb.content_version import knowledge_base_content_changed
 from kb.ingest import lease, progress, sandbox
 from kb.ingest.chunk import chunk_blocks, document_text
 from kb.ingest.embed import embed_chunks
-from kb.ingest.parse import ParseError
-from kb.ingest.store import EmbedderChanged, LeaseLost, merge_search_index, store_chunks
+from kb.ingest.parse import Parsed, ParseError
+from kb.ingest.store import EmbedderChanged, LeaseLost, document_mark_failed, merge_search_index, store_chunks
 from kb.language import detect_language
 from kb.models import Document, KnowledgeBase
-from kb.services import knowledge_base_content_changed
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,6 @@ def _set(document: Document, **fields: object) -> None:
 
 def chunk_token_budget(model: str | None = None) -> tuple[int, int]:
     """(max_tokens, overlap_tokens): the configured size, never past what the embedder `model` reads."""
-    from kb import embedder
-
     size = min(settings.DOCENT_CHUNK_TOKENS, embedder.max_tokens(model) - settings.DOCENT_CHUNK_CONTEXT_TOKENS)
     return size, min(settings.DOCENT_CHUNK_OVERLAP_TOKENS, size // 2 - 1)
 
@@ -66,8 +64,6 @@ _indexed: set[int] = set()
 
 def ensure_indexed(model: str) -> None:
     """The HNSW index of this embedder's dimension exists (once per process and dimension)."""
-    from kb import embedder, vector_index
-
     dimension = embedder.dimension(model)
     if dimension not in _indexed:
         vector_index.ensure_index(dimension)
@@ -95,7 +91,7 @@ def run_pipeline(
 ) -> IngestResult:
     """Ingest a claimed document. Never raises for a bad file: the reason is stored on the document."""
 
-    def report(stage: str, share: float = 0.0) -> None:
+    def report(stage: Document.Stage, share: float = 0.0) -> None:
         stages = list(STAGE_START)
         start = STAGE_START[stage]
         following = stages.index(stage) + 1
@@ -122,8 +118,6 @@ def run_pipeline(
         report(Document.Stage.CHUNK)
         model = KnowledgeBase.objects.values_list("embedder", flat=True).get(pk=document.knowledge_base_id)
         if settings.DOCENT_CHUNK_TOKENS:
-            from kb import embedder
-
             max_tokens, overlap = chunk_token_budget(model)
             drafts = chunk_blocks(
                 parsed.blocks,
@@ -174,9 +168,9 @@ def run_pipeline(
             embed_ms=embed_ms,
         )
     except ParseError as exc:
-        _fail(document, str(exc))
+        document_mark_failed(document=document, error=str(exc))
     except FileNotFoundError:
-        _fail(document, reasons.FILE_MISSING)
+        document_mark_failed(document=document, error=reasons.FILE_MISSING)
     except LeaseLost:
         logger.warning("document %s was taken over by another worker; this copy stops", document.pk)
         return IngestResult(document.pk, "superseded", 0, "taken over by another worker")
@@ -194,13 +188,8 @@ def run_pipeline(
     return IngestResult(document.pk, Document.Status.READY, count)
 
 
-def _parse(path: Path, original_name: str):  # type: ignore[no-untyped-def]
+def _parse(path: Path, original_name: str) -> Parsed:
     """Collect a parse submitted ahead for this file, or parse it now, in the sandboxed parser."""
     if sandbox.pending_for() == (path, original_name):
         return sandbox.result()
     return sandbox.parse_file(path, original_name)
-
-
-def _fail(document: Document, message: str) -> None:
-    logger.warning("document %s failed: %s", document.pk, message)
-    _set(document, status=Document.Status.FAILED, stage="", error=message, progress=0)

@@ -1,4 +1,4 @@
-"""Replace a document's chunks in one transaction."""
+"""A document's ingestion written: its chunks replaced in one transaction, or its failure recorded."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import numpy as np
 from django.db import DatabaseError, connection, transaction
 
+from kb.content_version import knowledge_base_content_changed
 from kb.ingest.chunk import ChunkDraft
 from kb.language import search_config, search_text
 from kb.models import Chunk, Document
@@ -156,7 +157,23 @@ def store_chunks(
         )
     write_postings(document_id=document.pk)
     update_term_stats(document_id=document.pk, sign=1)
-    from kb.services import knowledge_base_content_changed
-
     knowledge_base_content_changed(knowledge_base_id=document.knowledge_base_id)  # stored answers are stale
     return len(chunks)
+
+
+def document_mark_failed(*, document: Document, error: str, release: bool = False) -> None:
+    """Record that `document` failed with `error`: status failed, stage and progress cleared, on the row and on
+    the instance.
+
+    `error`: one of kb.reasons' sentences, filled in (stored in English, translated where it is read).
+    `release` also drops the worker's hold (worker and heartbeat cleared): for a document no worker goes on with
+    (out of attempts, out of time); the pipeline's own failures leave that to kb.ingest.lease.release. Callers
+    with a reader publish the change (kb.ingest.progress).
+    """
+    logger.warning("document %s failed: %s", document.pk, error)
+    fields: dict[str, object] = {"status": Document.Status.FAILED, "stage": "", "progress": 0, "error": error}
+    if release:
+        fields.update(worker="", heartbeat_at=None)
+    Document.objects.filter(pk=document.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(document, name, value)

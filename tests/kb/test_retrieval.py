@@ -104,7 +104,7 @@ def test_a_configured_cross_encoder_reorders_the_fused_candidates_by_its_scores(
 ):
     from sentence_transformers import CrossEncoder
 
-    from kb import rerank
+    from kb.retrieval import rerank
 
     monkeypatch.setattr(rerank, "_model", None)
     settings.DOCENT_RERANK_MODEL = str(cross_encoder_path)

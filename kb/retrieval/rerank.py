@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 
-if TYPE_CHECKING:
-    from kb.retrieval import Hit
+from kb.retrieval.types import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +25,7 @@ _lock = threading.Lock()
 
 
 def get_model() -> Any:
+    """The cross-encoder at DOCENT_RERANK_MODEL, loaded once per process (sentence-transformers, on CPU)."""
     global _model
     if _model is None:
         with _lock:
@@ -39,7 +39,8 @@ def get_model() -> Any:
 
 
 def rerank(question: str, hits: list[Hit], limit: int) -> list[Hit]:
-    """The `limit` best of `hits` by the cross-encoder's score (kept in `hit.scores["rerank"]`)."""
+    """The `limit` best of `hits` by the cross-encoder's score (kept in `hit.scores["rerank"]`), best first;
+    `hits` need their chunks loaded."""
     if not hits:
         return hits
     pairs = [(question, f"{h.chunk.heading}\n{h.chunk.text}" if h.chunk else "") for h in hits]
