@@ -269,14 +269,24 @@ def test(args: argparse.Namespace) -> int:
         return result.returncode
 
 
+def worker(args: argparse.Namespace) -> int:
+    """Become the Celery worker of `worker_command` (production: the compose file's `worker` service), on the
+    servers the environment names (DATABASE_URL, REDIS_URL); starts nothing else."""
+    os.execv(BIN / "celery", worker_command(args.name, loglevel=args.loglevel, beat=args.beat))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m config.launcher")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the whole product in the foreground")
     sub.add_parser("test", help="run the test suite on throwaway services; other arguments go to pytest")
+    worker_parser = sub.add_parser("worker", help="run one Celery worker on the servers the environment names")
+    worker_parser.add_argument("--name", default="docent@%h", help="Celery node name (%%h: the host name)")
+    worker_parser.add_argument("--loglevel", default="info")
+    worker_parser.add_argument("--beat", action="store_true", help="also run Celery beat inside it (one worker only)")
     args, pytest_args = parser.parse_known_args()
     args.pytest_args = pytest_args
-    sys.exit({"run": run, "test": test}[args.command](args))
+    sys.exit({"run": run, "test": test, "worker": worker}[args.command](args))
 
 
 if __name__ == "__main__":

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 
+from core.lazy import process_singleton
 from kb import encoders
 from kb.encoder_base import Encoder
 
 logger = logging.getLogger(__name__)
-
-_loaded: dict[str, Encoder] = {}
-_lock = threading.Lock()
 
 
 def default_name() -> str:
@@ -35,16 +31,15 @@ def default_name() -> str:
 
 def get(name: str | None = None) -> Encoder:
     """The loaded encoder called `name` (default: `default_name()`); RuntimeError when it cannot load."""
-    name = name or default_name()
-    if name not in _loaded:
-        with _lock:
-            if name not in _loaded:
-                started = time.perf_counter()
-                _loaded[name] = encoders.load(
-                    name, backend=settings.DOCENT_EMBED_BACKEND, query_encoder=settings.DOCENT_QUERY_ENCODER
-                )
-                logger.info("loaded embedder %s in %.1f s", name, time.perf_counter() - started)
-    return _loaded[name]
+    return _load(name or default_name())
+
+
+@process_singleton
+def _load(name: str) -> Encoder:
+    started = time.perf_counter()
+    encoder = encoders.load(name, backend=settings.DOCENT_EMBED_BACKEND, query_encoder=settings.DOCENT_QUERY_ENCODER)
+    logger.info("loaded embedder %s in %.1f s", name, time.perf_counter() - started)
+    return encoder
 
 
 def model_name(name: str | None = None) -> str:
@@ -81,22 +76,15 @@ def _embed_query(name: str, text: str) -> np.ndarray:
     return vector
 
 
-_cached_embed_query: Callable[[str, str], np.ndarray] | None = None
-
-
-def _query_cache() -> Callable[[str, str], np.ndarray]:
+@process_singleton
+def _query_cache() -> functools._lru_cache_wrapper[np.ndarray]:
     """`_embed_query` behind an LRU of DOCENT_QUERY_EMBED_CACHE entries (sized on first use; thread-safe)."""
-    global _cached_embed_query
-    if _cached_embed_query is None:
-        with _lock:
-            if _cached_embed_query is None:
-                _cached_embed_query = functools.lru_cache(maxsize=settings.DOCENT_QUERY_EMBED_CACHE)(_embed_query)
-    return _cached_embed_query
+    return functools.lru_cache(maxsize=settings.DOCENT_QUERY_EMBED_CACHE)(_embed_query)
 
 
 def query_cache_info() -> Any:
-    """functools' cache statistics of the question vectors (hits, misses, maxsize, currsize); None before use."""
-    return getattr(_cached_embed_query, "cache_info", lambda: None)()
+    """functools' cache statistics of the question vectors (hits, misses, maxsize, currsize)."""
+    return _query_cache().cache_info()
 
 
 def embed_sentences(texts: list[str], name: str | None = None) -> np.ndarray:

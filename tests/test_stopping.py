@@ -56,6 +56,28 @@ def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-unty
         time.sleep(0.2)
 
 
+def _launch(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python -m config.launcher ARGS` in its own session (like a shell's job), its output on one pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "config.launcher", *args],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, output: list[str]) -> None:
+    """Collect `process`'s output lines into `output` until one holds `marker` (or the output ends)."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+        if marker in line:
+            return
+
+
 def test_a_parser_dies_with_the_process_that_started_it(tmp_path):
     script = (
         "import django, sys, time; django.setup()\n"
@@ -123,21 +145,10 @@ def test_ctrl_c_during_a_long_parse_leaves_no_process_behind(tmp_path):
         "DOCENT_WORKER_STOP_S": "5",
     }
     # its own session, like a shell's job: the terminal's Ctrl-C is SIGINT to the launcher's process group
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "config.launcher", "run"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    launcher = _launch("run", env=env)
     output: list[str] = []
     try:
-        for line in launcher.stdout:  # type: ignore[union-attr]
-            output.append(line)
-            if "Docent is running" in line:
-                break
+        _read_until(launcher, "Docent is running", output)
         assert "Docent is running" in "".join(output), "".join(output)[-3000:]
 
         # The launcher's worker must take the document, not the test suite's own worker if one is up.
@@ -238,3 +249,21 @@ def test_a_management_command_stops_the_postgres_it_started():
         if postgres_running(var_dir / "pgdata"):
             subprocess.run([sys.executable, "-m", "config.embedded_services", "stop-postgres"], env=env, cwd=BASE_DIR)
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def test_the_production_worker_is_the_launchers_worker_command():
+    """The compose file's worker runs `python -m config.launcher worker`, which becomes `worker_command`'s Celery
+    worker on the servers the environment names (here the suite's), ready for the product's queues."""
+    import yaml
+
+    compose = yaml.safe_load((BASE_DIR / "docker" / "compose.yaml").read_text())
+    assert compose["services"]["worker"]["command"] == ["python", "-m", "config.launcher", "worker"]
+    worker = _launch("worker", "--name", f"compose-check-{os.getpid()}@%h", env=dict(os.environ))
+    output: list[str] = []
+    try:
+        _read_until(worker, " ready.", output)
+    finally:
+        stop("worker", worker, grace_s=20, escalate=(signal.SIGKILL,))
+    text = "".join(output)
+    assert " ready." in text, text[-3000:]
+    assert "compose-check-" in text and ".> ingest" in text and ".> default" in text, text[-3000:]

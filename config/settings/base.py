@@ -286,6 +286,8 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(env("DOCENT_WORKER_MAX_MEMORY_MB", "307
 DOCENT_FUSION = env("DOCENT_FUSION", "score")
 DOCENT_FUSION_WEIGHTS = {"fulltext": 1.0, "dense": float(env("DOCENT_DENSE_WEIGHT", "1.0"))}
 DOCENT_HNSW_EF_SEARCH = int(env("DOCENT_HNSW_EF_SEARCH", "100"))
+# Scopes of at most this many chunks are searched exactly instead of through HNSW (kb.retrieval.dense).
+DOCENT_DENSE_EXACT_MAX_CHUNKS = int(env("DOCENT_DENSE_EXACT_MAX_CHUNKS", "20000"))
 DOCENT_RERANK_MODEL = env("DOCENT_RERANK_MODEL")  # a sentence-transformers CrossEncoder path; empty: off
 DOCENT_RERANK_CANDIDATES = int(env("DOCENT_RERANK_CANDIDATES", "20"))
 DOCENT_MAX_QUESTION_CHARS = 2000

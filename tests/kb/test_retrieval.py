@@ -4,7 +4,7 @@ import pytest
 
 from kb import retrieval
 from kb.ingest.pipeline import run_pipeline
-from kb.models import Document
+from kb.models import Chunk, Document
 from kb.services import document_create_from_path, knowledge_base_create
 from tests.conftest import FIXTURES
 
@@ -57,6 +57,20 @@ def test_scope_by_document_and_tag_is_applied_in_sql(trilingual_kb):
     assert {h.chunk.document_id for h in result.hits} <= {manual.pk}
 
 
+def test_a_passage_far_from_all_others_is_still_found_by_dense_search(trilingual_kb, settings):
+    """The travel policy's one chunk among 52 of the kettle manual: HNSW's pruning left it with no incoming edge,
+    so no HNSW scan returned it (even unfiltered, ef_search 1000); a base this small is searched exactly."""
+    policy = Document.objects.get(knowledge_base=trilingual_kb, original_name="travel-policy.en.txt")
+    chunks = Chunk.objects.filter(knowledge_base=trilingual_kb).count()
+    assert chunks <= settings.DOCENT_DENSE_EXACT_MAX_CHUNKS
+    result = retrieval.search(knowledge_base=trilingual_kb, question=RESET["en"][0], mode="dense", limit=chunks)
+    assert policy.pk in {h.chunk.document_id for h in result.hits}
+    scoped = retrieval.search(
+        knowledge_base=trilingual_kb, question="hotel allowance", mode="dense", document_ids=[policy.pk]
+    )
+    assert [h.chunk.document_id for h in scoped.hits] == [policy.pk]
+
+
 def test_a_knowledge_base_never_sees_another_ones_passages(trilingual_kb):
     other = knowledge_base_create(slug="other", name="Other")
     document = document_create_from_path(
@@ -100,13 +114,13 @@ def cross_encoder_path(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def test_a_configured_cross_encoder_reorders_the_fused_candidates_by_its_scores(
-    trilingual_kb, settings, cross_encoder_path, monkeypatch
+    trilingual_kb, settings, cross_encoder_path
 ):
     from sentence_transformers import CrossEncoder
 
     from kb.retrieval import rerank
 
-    monkeypatch.setattr(rerank, "_model", None)
+    rerank.get_model.reset()
     settings.DOCENT_RERANK_MODEL = str(cross_encoder_path)
     settings.DOCENT_RERANK_CANDIDATES = 12
     question = RESET["en"][0]
@@ -122,7 +136,7 @@ def test_a_configured_cross_encoder_reorders_the_fused_candidates_by_its_scores(
     settings.DOCENT_RERANK_MODEL = ""
     plain = retrieval.search(knowledge_base=trilingual_kb, question=question, mode="hybrid", limit=3)
     assert "rerank_ms" not in plain.timings_ms and all("rerank" not in h.scores for h in plain.hits)
-    monkeypatch.setattr(rerank, "_model", None)
+    rerank.get_model.reset()
 
 
 def _postings_match_chunks(document_id: int) -> int:
