@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from kb.ingest.pipeline import run_pipeline
 from kb.models import Document, KnowledgeBase
-from kb.services import document_create_from_path, knowledge_base_create
+from tests.ingested import IngestedCopies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEMO_DIR = BASE_DIR / "kb" / "demo"
@@ -98,29 +97,41 @@ def user(django_user_model):  # type: ignore[no-untyped-def]
     return created
 
 
+MANUAL_PATHS = (BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md", FIXTURES / "travel-policy.en.txt")
+TRILINGUAL_PATHS = (
+    BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md",
+    DEMO_DIR / "lumen-k3-manual.fr.html",
+    DEMO_DIR / "lumen-k3-manual.zh.html",
+    FIXTURES / "travel-policy.en.txt",
+)
+
+
+@pytest.fixture(scope="session")
+def ingested_copies(django_db_setup, django_db_blocker) -> Iterator[IngestedCopies]:  # type: ignore[no-untyped-def]
+    """The fixture bases' ingestions, kept for the session so that each test gets a fresh copy (tests/ingested.py)."""
+    copies = IngestedCopies()
+    with django_db_blocker.unblock():
+        copies.drop()  # none kept yet: a database used before starts clean
+    yield copies
+    with django_db_blocker.unblock():
+        copies.drop()
+
+
 @pytest.fixture
-def manual_kb(transactional_db) -> KnowledgeBase:  # type: ignore[no-untyped-def]
-    """A knowledge base with the kettle manual (Markdown) and an unrelated document, ingested in-process."""
-    knowledge_base = knowledge_base_create(slug="manuals", name="Manuals")
-    for path in (BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md", FIXTURES / "travel-policy.en.txt"):
-        document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
-        assert run_pipeline(document).status == Document.Status.READY
+def manual_kb(transactional_db, ingested_copies) -> KnowledgeBase:  # type: ignore[no-untyped-def]
+    """A knowledge base with the kettle manual (Markdown) and an unrelated document, ingested by the pipeline.
+
+    The first test to ask for it ingests the files in-process; later tests get a copy of that ingestion's rows and
+    files under new ids (tests/ingested.py), a base of their own that they may change."""
+    knowledge_base = ingested_copies.base(slug="manuals", name="Manuals", paths=MANUAL_PATHS)
     share(knowledge_base, readers_group())
     return knowledge_base
 
 
 @pytest.fixture
-def trilingual_kb(transactional_db) -> KnowledgeBase:  # type: ignore[no-untyped-def]
-    """The kettle manual in English (Markdown), French and Chinese (HTML), plus an unrelated policy."""
-    knowledge_base = knowledge_base_create(slug="trilingual", name="Trilingual")
-    paths = [
-        BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md",
-        DEMO_DIR / "lumen-k3-manual.fr.html",
-        DEMO_DIR / "lumen-k3-manual.zh.html",
-        FIXTURES / "travel-policy.en.txt",
-    ]
-    for path in paths:
-        document = document_create_from_path(knowledge_base=knowledge_base, path=path, enqueue=False).document
-        assert run_pipeline(document).status == Document.Status.READY
+def trilingual_kb(transactional_db, ingested_copies) -> KnowledgeBase:  # type: ignore[no-untyped-def]
+    """The kettle manual in English (Markdown), French and Chinese (HTML), plus an unrelated policy; ingested
+    once per session by the pipeline and copied for each test, as `manual_kb`."""
+    knowledge_base = ingested_copies.base(slug="trilingual", name="Trilingual", paths=TRILINGUAL_PATHS)
     share(knowledge_base, readers_group())
     return knowledge_base
