@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+def django_db_setup(django_db_blocker) -> None:
     """Use the throwaway database as it is (the worker process connects to the same one)."""
     with django_db_blocker.unblock():
         call_command("migrate", verbosity=0)
@@ -90,7 +90,7 @@ def readers_group() -> Any:
 
 
 @pytest.fixture
-def user(django_user_model):  # type: ignore[no-untyped-def]
+def user(django_user_model):
     """An ordinary user in the group `readers`, which the fixture bases (manual_kb, trilingual_kb) are shared with."""
     created = django_user_model.objects.create_user(username="reader", password="reader-password-1")
     created.groups.add(readers_group())
@@ -107,7 +107,7 @@ TRILINGUAL_PATHS = (
 
 
 @pytest.fixture(scope="session")
-def ingested_copies(django_db_setup, django_db_blocker) -> Iterator[IngestedCopies]:  # type: ignore[no-untyped-def]
+def ingested_copies(django_db_setup, django_db_blocker) -> Iterator[IngestedCopies]:
     """The fixture bases' ingestions, kept for the session so that each test gets a fresh copy (tests/ingested.py)."""
     copies = IngestedCopies()
     with django_db_blocker.unblock():
@@ -118,7 +118,7 @@ def ingested_copies(django_db_setup, django_db_blocker) -> Iterator[IngestedCopi
 
 
 @pytest.fixture
-def manual_kb(transactional_db, ingested_copies) -> KnowledgeBase:  # type: ignore[no-untyped-def]
+def manual_kb(transactional_db, ingested_copies) -> KnowledgeBase:
     """A knowledge base with the kettle manual (Markdown) and an unrelated document, ingested by the pipeline.
 
     The first test to ask for it ingests the files in-process; later tests get a copy of that ingestion's rows and
@@ -129,7 +129,7 @@ def manual_kb(transactional_db, ingested_copies) -> KnowledgeBase:  # type: igno
 
 
 @pytest.fixture
-def trilingual_kb(transactional_db, ingested_copies) -> KnowledgeBase:  # type: ignore[no-untyped-def]
+def trilingual_kb(transactional_db, ingested_copies) -> KnowledgeBase:
     """The kettle manual in English (Markdown), French and Chinese (HTML), plus an unrelated policy; ingested
     once per session by the pipeline and copied for each test, as `manual_kb`."""
     knowledge_base = ingested_copies.base(slug="trilingual", name="Trilingual", paths=TRILINGUAL_PATHS)

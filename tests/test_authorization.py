@@ -141,7 +141,7 @@ def build_world(django_user_model: Any) -> World:
 
 
 @pytest.fixture
-def world(django_user_model) -> World:  # type: ignore[no-untyped-def]
+def world(django_user_model) -> World:
     return build_world(django_user_model)
 
 
@@ -538,14 +538,14 @@ def test_api_matrix(world, capsys):
 # ---- websockets
 
 
-async def _socket(path: str, user: Any, headers: list[tuple[bytes, bytes]] | None = None):  # type: ignore[no-untyped-def]
+async def _socket(path: str, user: Any, headers: list[tuple[bytes, bytes]] | None = None):
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path, headers=headers or [])
     communicator.scope["user"] = user
     connected, code = await communicator.connect()
     return communicator, connected, code
 
 
-async def _ask(communicator, frame: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def _ask(communicator, frame: dict[str, Any]) -> dict[str, Any]:
     await communicator.send_json_to({"type": "ask", "question": REFUSED_QUESTION, "conversation": None, **frame})
     while True:
         event = await communicator.receive_json_from(timeout=60)

@@ -51,7 +51,7 @@ def violations(page: Any) -> list[str]:
     return found
 
 
-def test_pages_and_widget_run_under_their_policy(chromium, docent_url, shop, django_user_model):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_pages_and_widget_run_under_their_policy(chromium, docent_url, shop, django_user_model):  # noqa: F811
     def setup() -> dict[str, str]:
         user = django_user_model.objects.create_superuser("csp", password="csp-password-123")
         empty = knowledge_base_create(slug="csp-empty", name="Empty", owner=user)

@@ -68,7 +68,7 @@ def test_a_chinese_browser_sees_chinese_then_french_after_the_switch(
     docent_url,  # noqa: F811
     django_user_model,
     screenshots,
-):  # type: ignore[no-untyped-def]
+):
     def setup() -> str:
         user = django_user_model.objects.create_user(username="li", password="li-password-123")
         # empty: questions are refused without the model; the user's own base, so they may see it
@@ -122,7 +122,7 @@ def test_a_chinese_browser_sees_chinese_then_french_after_the_switch(
 
 
 @pytest.fixture
-def kettle_key(db, shop) -> WidgetKey:  # type: ignore[no-untyped-def]  # noqa: F811
+def kettle_key(db, shop) -> WidgetKey:  # noqa: F811
     return WidgetKey.objects.create(
         knowledge_base=knowledge_base_create(slug="kettles", name="Kettles"),
         allowed_origins=[shop.origin],
@@ -142,7 +142,7 @@ def test_the_widget_follows_the_visitors_browser_or_the_snippets_language(
     docent_url,  # noqa: F811
     shop,  # noqa: F811
     screenshots,
-):  # type: ignore[no-untyped-def]
+):
     snippet = widget_snippet(key=kettle_key, base_url=docent_url)
     pages = {
         "zh-hans": shop.page("/zh", f"<h1>水壶商店</h1>{snippet}"),

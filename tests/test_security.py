@@ -89,7 +89,7 @@ def route_path(pattern: str, world: World, superuser: Any) -> str:
 
 
 @override_settings(SECURE_HSTS_SECONDS=31_536_000, SECURE_HSTS_INCLUDE_SUBDOMAINS=True)
-def test_every_page_sends_the_security_headers(django_user_model):  # type: ignore[no-untyped-def]
+def test_every_page_sends_the_security_headers(django_user_model):
     world = build_world(django_user_model)
     superuser = django_user_model.objects.create_superuser("root", password="root-password-1")
     client = Client()
@@ -126,7 +126,7 @@ def test_every_page_sends_the_security_headers(django_user_model):  # type: igno
 
 
 @override_settings(ALLOWED_HOSTS=["docent.example"])
-def test_the_policy_names_the_pages_websocket_and_allows_no_inline_code(rf):  # type: ignore[no-untyped-def]
+def test_the_policy_names_the_pages_websocket_and_allows_no_inline_code(rf):
     policy = directives(content_security_policy(rf.get("/", secure=True, HTTP_HOST="docent.example")))
     assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
     assert "wss://docent.example" in policy["connect-src"]
@@ -165,7 +165,7 @@ def test_without_tls_check_deploy_names_only_what_needs_tls():
     assert found == {"W004", "W008", "W012", "W016"}, result.stdout + result.stderr
 
 
-def test_production_static_files_fingerprint_the_scripts_module_imports(tmp_path):  # type: ignore[no-untyped-def]
+def test_production_static_files_fingerprint_the_scripts_module_imports(tmp_path):
     """The chat page's and the widget's scripts import the shared websocket client as an ES module: collected for
     production, each fingerprinted script imports the fingerprinted module (cached as long as they are)."""
     environment = {

@@ -115,7 +115,7 @@ class Provider:
 
 
 @pytest.fixture
-def provider(settings) -> Iterator[Provider]:  # type: ignore[no-untyped-def]
+def provider(settings) -> Iterator[Provider]:
     running = Provider()
     settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{running.url}/authorize"
     settings.OIDC_OP_TOKEN_ENDPOINT = f"{running.url}/token"

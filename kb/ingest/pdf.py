@@ -85,7 +85,7 @@ class _Page:
         return max(self.sizes[start:end], default=0.0)
 
 
-def _read_page(textpage) -> _Page:  # type: ignore[no-untyped-def]
+def _read_page(textpage) -> _Page:
     import pypdfium2.raw as pdfium_c
 
     get_unicode, get_size = pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetFontSize
@@ -118,7 +118,7 @@ def _page_lines(page: _Page) -> list[tuple[str, float]]:
     return [(text, size) for text, size in lines if text]
 
 
-def _line_boxes(textpage, page: _Page) -> list[tuple[int, list[_Box]]]:  # type: ignore[no-untyped-def]
+def _line_boxes(textpage, page: _Page) -> list[tuple[int, list[_Box]]]:
     """Each line's text rectangles, left to right, with the line's index; near ones merged."""
     import pypdfium2.raw as pdfium_c
 
@@ -142,7 +142,7 @@ def _line_boxes(textpage, page: _Page) -> list[tuple[int, list[_Box]]]:  # type:
     return boxes
 
 
-def _pieces(textpage, page: _Page, boxes: list[tuple[int, list[_Box]]]) -> list[_Piece]:  # type: ignore[no-untyped-def]
+def _pieces(textpage, page: _Page, boxes: list[tuple[int, list[_Box]]]) -> list[_Piece]:
     """The rectangles with their text: a line of several is cut where each next rectangle starts."""
     import pypdfium2.raw as pdfium_c
 
@@ -255,7 +255,7 @@ def _column_order(pieces: list[_Piece], gutters: list[tuple[float, float]]) -> l
     return ordered
 
 
-def _reading_order(textpage) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+def _reading_order(textpage) -> list[tuple[str, float]]:
     """The page's lines in reading order: pdfium's, or column by column when the page has columns.
 
     Gutters are looked for on the rectangles' boxes alone (cheap); only a page that has them pays for

@@ -36,7 +36,7 @@ class _Publisher:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.lock = threading.Lock()
         self.last: dict[int, tuple[float, str, str]] = {}
-        self.sent: list = []  # type: ignore[type-arg]
+        self.sent: list = []
         self.down_until = 0.0
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -75,7 +75,7 @@ class _Publisher:
                 break
         self.sent = []
 
-    async def _send(self, group: str, message: dict) -> None:  # type: ignore[type-arg]
+    async def _send(self, group: str, message: dict) -> None:
         from channels.layers import get_channel_layer
 
         try:

@@ -103,7 +103,7 @@ def _encoding(head: bytes) -> tuple[str, int] | None:
     return None
 
 
-def _prolog_problem(stream, filename: str) -> str | None:  # type: ignore[no-untyped-def]
+def _prolog_problem(stream, filename: str) -> str | None:
     """Why this member is refused, or None: it is binary, or XML whose root comes before any DOCTYPE."""
     head = stream.read(4)
     if head.startswith(_EBCDIC_LT):

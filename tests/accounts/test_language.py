@@ -39,7 +39,7 @@ def test_browser_languages_map_to_the_interface_languages() -> None:
     assert language_for_visitor(None, None) == "en"
 
 
-def test_a_chinese_browser_gets_the_sign_in_page_in_chinese(client) -> None:  # type: ignore[no-untyped-def]
+def test_a_chinese_browser_gets_the_sign_in_page_in_chinese(client) -> None:
     body = client.get("/accounts/login/", **CHINESE).content.decode()
     assert '<html lang="zh-hans">' in body
     assert in_language("zh-hans", "Sign in") == "登录" and "登录" in body
@@ -49,7 +49,7 @@ def test_a_chinese_browser_gets_the_sign_in_page_in_chinese(client) -> None:  # 
     assert "Français" in body and "English" in body and "简体中文" in body
 
 
-def test_the_switcher_saves_a_signed_in_users_choice_over_their_browser(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_switcher_saves_a_signed_in_users_choice_over_their_browser(client, user) -> None:
     client.force_login(user)
     assert '<html lang="zh-hans">' in client.get("/kb/", **CHINESE).content.decode()
     response = client.post("/i18n/setlang/", {"language": "fr", "next": "/kb/"}, **CHINESE)
@@ -64,7 +64,7 @@ def test_the_switcher_saves_a_signed_in_users_choice_over_their_browser(client, 
     assert '<html lang="fr">' in other.get("/kb/", **CHINESE).content.decode()
 
 
-def test_an_anonymous_visitor_switches_with_a_cookie_only(client) -> None:  # type: ignore[no-untyped-def]
+def test_an_anonymous_visitor_switches_with_a_cookie_only(client) -> None:
     response = client.post("/i18n/setlang/", {"language": "fr", "next": "/accounts/login/"}, **CHINESE)
     assert response.cookies["django_language"].value == "fr"
     assert not Profile.objects.exists()
@@ -74,7 +74,7 @@ def test_an_anonymous_visitor_switches_with_a_cookie_only(client) -> None:  # ty
     assert '<html lang="fr">' in client.get("/accounts/login/").content.decode()
 
 
-def test_the_javascript_catalogue_is_served_per_language(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_javascript_catalogue_is_served_per_language(client) -> None:
     def holds(script: str, text: str) -> bool:
         return text in script or json.dumps(text)[1:-1] in script  # the catalogue may escape non-ASCII
 
@@ -86,7 +86,7 @@ def test_the_javascript_catalogue_is_served_per_language(client) -> None:  # typ
     assert "Last-Modified" in client.get("/jsi18n/fr/").headers
 
 
-def test_the_knowledge_base_page_in_chinese_with_a_translated_failure_reason(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_knowledge_base_page_in_chinese_with_a_translated_failure_reason(client, user) -> None:
     kb = knowledge_base_create(slug="docs", name="Docs", owner=user)
     created = document_create(knowledge_base=kb, content=io.BytesIO(b"x"), filename="empty.txt", enqueue=False)
     Document.objects.filter(pk=created.document.pk).update(
@@ -102,7 +102,7 @@ def test_the_knowledge_base_page_in_chinese_with_a_translated_failure_reason(cli
     assert stored.startswith("Parsing this file took longer than 600 s")  # the command line reads English
 
 
-def test_upload_messages_are_in_the_readers_language(client, user, settings) -> None:  # type: ignore[no-untyped-def]
+def test_upload_messages_are_in_the_readers_language(client, user, settings) -> None:
     settings.DOCENT_MAX_UPLOAD_BYTES = 10
     knowledge_base_create(slug="docs", name="Docs", owner=user)
     client.force_login(user)
@@ -114,7 +114,7 @@ def test_upload_messages_are_in_the_readers_language(client, user, settings) -> 
     assert "big.txt\u00a0: Le fichier dépasse la limite de 0\u00a0Mo." in body
 
 
-def test_the_admin_follows_the_same_language(client, django_user_model) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_follows_the_same_language(client, django_user_model) -> None:
     admin = django_user_model.objects.create_superuser(username="boss", password="boss-password-1")
     client.force_login(admin)
     body = client.get("/admin/", **CHINESE).content.decode()
@@ -124,7 +124,7 @@ def test_the_admin_follows_the_same_language(client, django_user_model) -> None:
     assert "欢迎语（中文）" in body and "推荐问题（法文）" in body
 
 
-async def test_error_frames_on_the_chat_socket_speak_the_users_language(user) -> None:  # type: ignore[no-untyped-def]
+async def test_error_frames_on_the_chat_socket_speak_the_users_language(user) -> None:
     await Profile.objects.acreate(user=user, language="zh-hans")
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chat/")
     communicator.scope["user"] = user
@@ -138,7 +138,7 @@ async def test_error_frames_on_the_chat_socket_speak_the_users_language(user) ->
     await communicator.disconnect()
 
 
-async def test_without_a_saved_choice_the_socket_follows_cookie_then_browser(user) -> None:  # type: ignore[no-untyped-def]
+async def test_without_a_saved_choice_the_socket_follows_cookie_then_browser(user) -> None:
     for accept_language, cookies, expected in (
         (b"fr-FR,fr;q=0.9", {}, "La trame n'est pas du JSON valide."),
         (b"fr-FR", {"django_language": "zh-hans"}, "该帧不是有效的 JSON。"),
@@ -154,7 +154,7 @@ async def test_without_a_saved_choice_the_socket_follows_cookie_then_browser(use
         await communicator.disconnect()
 
 
-async def test_live_document_rows_are_rendered_in_the_readers_language(user) -> None:  # type: ignore[no-untyped-def]
+async def test_live_document_rows_are_rendered_in_the_readers_language(user) -> None:
     await Profile.objects.acreate(user=user, language="zh-hans")
 
     def processing_document() -> str:

@@ -37,12 +37,12 @@ def docent_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def api_key(manual_kb, user) -> str:  # type: ignore[no-untyped-def]
+def api_key(manual_kb, user) -> str:
     return api_key_create(user=user, name="test")[1]
 
 
 @pytest.fixture
-def client(docent_url, api_key) -> openai.OpenAI:  # type: ignore[no-untyped-def]
+def client(docent_url, api_key) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{docent_url}/v1", api_key=api_key, max_retries=0, timeout=180)
 
 
@@ -50,7 +50,7 @@ def server_log() -> str:
     return LOG.read_text(errors="replace")[-4000:] if LOG.exists() else "(no log)"
 
 
-def test_models_are_the_knowledge_bases_the_key_may_read(client, docent_url, user, manual_kb):  # type: ignore[no-untyped-def]
+def test_models_are_the_knowledge_bases_the_key_may_read(client, docent_url, user, manual_kb):
     hidden = knowledge_base_create(slug="hidden", name="Hidden")  # nobody shared it with the key's user
     other = knowledge_base_create(slug="other", name="Other", owner=user)
     assert {m.id for m in client.models.list()} == {"kb:manuals", "kb:other"}
@@ -68,7 +68,7 @@ def test_models_are_the_knowledge_bases_the_key_may_read(client, docent_url, use
     assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]
 
 
-def test_a_cited_answer_without_streaming(client, api_key):  # type: ignore[no-untyped-def]
+def test_a_cited_answer_without_streaming(client, api_key):
     completion = client.chat.completions.create(model="kb:manuals", messages=[{"role": "user", "content": QUESTION}])
     choice = completion.choices[0]
     text = choice.message.content
@@ -96,7 +96,7 @@ def test_a_cited_answer_without_streaming(client, api_key):  # type: ignore[no-u
     assert ApiKey.objects.get(prefix=api_key[:10]).last_used_at is not None
 
 
-def test_a_streamed_answer_ends_with_its_sources_and_usage(client):  # type: ignore[no-untyped-def]
+def test_a_streamed_answer_ends_with_its_sources_and_usage(client):
     chunks = list(
         client.chat.completions.create(
             model="kb:manuals",
@@ -118,7 +118,7 @@ def test_a_streamed_answer_ends_with_its_sources_and_usage(client):  # type: ign
     assert len({c.id for c in chunks}) == 1
 
 
-def test_follow_ups_come_from_the_messages_and_refusals_keep_their_text(client):  # type: ignore[no-untyped-def]
+def test_follow_ups_come_from_the_messages_and_refusals_keep_their_text(client):
     completion = client.chat.completions.create(
         model="kb:manuals",
         messages=[
@@ -138,7 +138,7 @@ def test_follow_ups_come_from_the_messages_and_refusals_keep_their_text(client):
     assert refused.usage.total_tokens == 0  # no model call
 
 
-def test_embeddings_are_the_configured_embedders(client, manual_kb):  # type: ignore[no-untyped-def]
+def test_embeddings_are_the_configured_embedders(client, manual_kb):
     texts = ["Descale the kettle every month.", "Détartrez la bouilloire chaque mois.", "每月给水壶除垢。"]
     # the openai client asks for base64 and decodes it
     result = client.embeddings.create(model="kb:manuals", input=texts)
@@ -167,7 +167,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:
     return error
 
 
-def test_errors_in_openai_shape(docent_url, api_key, user):  # type: ignore[no-untyped-def]
+def test_errors_in_openai_shape(docent_url, api_key, user):
     url = f"{docent_url}/v1/chat/completions"
     ask = {"model": "kb:manuals", "messages": [{"role": "user", "content": UNANSWERABLE}]}
     assert_error(post(url, None, ask), 401, "invalid_api_key")
@@ -201,7 +201,7 @@ def test_errors_in_openai_shape(docent_url, api_key, user):  # type: ignore[no-u
     assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
-async def test_a_full_queue_is_503_and_a_lost_model_server_too(manual_kb, user, settings, async_client):  # type: ignore[no-untyped-def]
+async def test_a_full_queue_is_503_and_a_lost_model_server_too(manual_kb, user, settings, async_client):
     """In-process (Django's async test client on this event loop): the queue is held full, then the model
     server is unreachable."""
     from asgiref.sync import sync_to_async
@@ -236,7 +236,7 @@ async def test_a_full_queue_is_503_and_a_lost_model_server_too(manual_kb, user, 
         llm.reset_backends()
 
 
-def test_api_key_command_prints_a_working_key_once(manual_kb, user, capsys):  # type: ignore[no-untyped-def]
+def test_api_key_command_prints_a_working_key_once(manual_kb, user, capsys):
     call_command("api_key", "--user", "reader", "--kb", "manuals", "--json")
     printed = json.loads(capsys.readouterr().out)
     key = ApiKey.objects.get(prefix=printed["key"][:10])
@@ -246,7 +246,7 @@ def test_api_key_command_prints_a_working_key_once(manual_kb, user, capsys):  # 
         call_command("api_key", "--user", "reader", "--kb", "missing")
 
 
-def test_keys_page_shows_a_new_key_once_and_revokes_only_ones_own(user, django_user_model):  # type: ignore[no-untyped-def]
+def test_keys_page_shows_a_new_key_once_and_revokes_only_ones_own(user, django_user_model):
     from django.test import Client
 
     browser = Client()
@@ -270,7 +270,7 @@ NODE = shutil.which("node")
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
-def test_the_node_openai_client_streams_a_cited_answer(docent_url, api_key, manual_kb):  # type: ignore[no-untyped-def]
+def test_the_node_openai_client_streams_a_cited_answer(docent_url, api_key, manual_kb):
     """Another ecosystem's client: OpenAI's npm package (installed by `make setup`), streaming."""
     script = Path(__file__).resolve().parents[1] / "js" / "openai_client.mjs"
     done = subprocess.run(

@@ -48,7 +48,7 @@ def test_the_model_scores_a_passage_that_answers_above_one_that_does_not():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_below_the_threshold_the_answer_is_the_refusal_and_above_it_the_model_answers(manual_kb, user, settings):  # type: ignore[no-untyped-def]
+async def test_below_the_threshold_the_answer_is_the_refusal_and_above_it_the_model_answers(manual_kb, user, settings):
     reset_backends()
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chat/")
     communicator.scope["user"] = user

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUESTION = "How do I do a factory reset of the Lumen K3 kettle?"
 
 
-async def connect(user):  # type: ignore[no-untyped-def]
+async def connect(user):
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/chat/")
     communicator.scope["user"] = user
     connected, _ = await communicator.connect()
@@ -23,7 +23,7 @@ async def connect(user):  # type: ignore[no-untyped-def]
     return communicator
 
 
-async def collect_answer(communicator):  # type: ignore[no-untyped-def]
+async def collect_answer(communicator):
     events = []
     while True:
         event = await communicator.receive_json_from(timeout=120)

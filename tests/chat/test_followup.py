@@ -15,7 +15,7 @@ CASES = [
 ]
 
 
-def found(knowledge_base, text, needle):  # type: ignore[no-untyped-def]
+def found(knowledge_base, text, needle):
     result = retrieval.search(knowledge_base=knowledge_base, question=text, mode="hybrid", limit=3)
     return result.answerable and any(needle in h.chunk.text for h in result.hits)
 

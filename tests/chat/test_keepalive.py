@@ -22,7 +22,7 @@ PING_INTERVAL_S, PING_TIMEOUT_S = 1, 2
 
 
 @pytest.fixture
-def server():  # type: ignore[no-untyped-def]
+def server():
     port = free_port()
     env = {
         **os.environ,
@@ -46,7 +46,7 @@ def server():  # type: ignore[no-untyped-def]
     process.wait(20)
 
 
-def _session(user) -> str:  # type: ignore[no-untyped-def]
+def _session(user) -> str:
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value

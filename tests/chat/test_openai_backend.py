@@ -66,7 +66,7 @@ def remote_llm(llama_server, settings):
     llm.reset_backends()
 
 
-async def ask(communicator, kb, question):  # type: ignore[no-untyped-def]
+async def ask(communicator, kb, question):
     await communicator.send_json_to({"type": "ask", "question": question, "kb": kb, "conversation": None})
 
 
@@ -119,7 +119,7 @@ async def test_unreachable_server_is_an_error_frame_and_the_socket_lives_on(manu
         llm.reset_backends()
 
 
-def test_a_model_server_scores_yes_against_no(remote_llm):  # type: ignore[no-untyped-def]
+def test_a_model_server_scores_yes_against_no(remote_llm):
     from chat.prompts import PromptSource, build_check_messages
 
     sources = [PromptSource(n=1, title="Manual", page=3, heading="Reset", text="Hold the power button for 10 s.")]

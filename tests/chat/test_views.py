@@ -11,8 +11,8 @@ from chat.models import Message, QuestionLog
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def ask(user, kb, question):  # type: ignore[no-untyped-def]
-    async def run():  # type: ignore[no-untyped-def]
+def ask(user, kb, question):
+    async def run():
         return [event async for event in answer(user=user, knowledge_base=kb, question=question)]
 
     return asyncio.run(run())

@@ -105,7 +105,7 @@ class Scene:
 
 
 @pytest.fixture
-def scene(django_user_model) -> Scene:  # type: ignore[no-untyped-def]
+def scene(django_user_model) -> Scene:
     return Scene(django_user_model)
 
 

@@ -78,7 +78,7 @@ def _widget_message(kb, key, visitor):
 
 
 @pytest.fixture
-def people(django_user_model):  # type: ignore[no-untyped-def]
+def people(django_user_model):
     return {
         name: django_user_model.objects.create_user(name, password=f"{name}-password-1")
         for name in ("manager", "reader", "outsider", "ann", "bob", "cy")
@@ -86,7 +86,7 @@ def people(django_user_model):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def logged(trilingual_kb, people):  # type: ignore[no-untyped-def]
+def logged(trilingual_kb, people):
     """Gap questions: REPAIR by three users and two widget visitors (one asking twice: handed off),
     INSTALMENTS by one user six times (thumbs down on the French ones), SMARTBREW refused for one user;
     and answered questions that are no gaps."""
@@ -121,7 +121,7 @@ def logged(trilingual_kb, people):  # type: ignore[no-untyped-def]
     return kb
 
 
-def _client(user) -> Client:  # type: ignore[no-untyped-def]
+def _client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client

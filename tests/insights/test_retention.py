@@ -17,14 +17,14 @@ from kb.services import knowledge_base_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def logged(kb, age: dt.timedelta, question: str) -> QuestionLog:  # type: ignore[no-untyped-def]
+def logged(kb, age: dt.timedelta, question: str) -> QuestionLog:
     row = QuestionLog.objects.create(knowledge_base=kb, channel="chat", question=question, answered=True)
     QuestionLog.objects.filter(pk=row.pk).update(created_at=timezone.now() - age)
     return row
 
 
 @pytest.fixture
-def aged():  # type: ignore[no-untyped-def]
+def aged():
     """Questions 400, 181, 179 and 0 days old; widget conversations with an IP address 200 and 10 days old."""
     kb = knowledge_base_create(slug="lumen", name="Lumen")
     for days in (400, 181, 179, 0):

@@ -50,7 +50,7 @@ def _document(kb: KnowledgeBase, name: str, text: str) -> Document:
 
 
 @pytest.fixture
-def setting(django_user_model):  # type: ignore[no-untyped-def]
+def setting(django_user_model):
     owner = django_user_model.objects.create_user("owner", password="owner-password-1")
     reader = django_user_model.objects.create_user("reader", password="reader-password-1")
     hr = Group.objects.create(name="hr")

@@ -17,7 +17,7 @@ QUERIES = ["How do I reset the kettle to factory settings?", "How often should I
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):  # type: ignore[no-untyped-def]
+def exported(tmp_path_factory):
     target = tmp_path_factory.mktemp("onnx") / "minilm-int8"
     embed_onnx.export(encoders.minilm_path(), target)
     return target

@@ -16,7 +16,7 @@ PASSAGES = [
 
 
 @pytest.fixture(scope="module", params=[encoders.E5, encoders.USE])
-def encoder(request):  # type: ignore[no-untyped-def]
+def encoder(request):
     return encoders.load(request.param)
 
 

@@ -53,7 +53,7 @@ def _csv(text: str) -> str:
     return "section;content\n" + "".join(f"{title};{line.replace(';', ',')}\n" for line in lines)
 
 
-def _joined(parsed) -> str:  # type: ignore[no-untyped-def]
+def _joined(parsed) -> str:
     return "\n".join(block.text for block in parsed.blocks)
 
 

@@ -86,10 +86,10 @@ def secret_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def parsers_must_not_run(monkeypatch):  # type: ignore[no-untyped-def]
+def parsers_must_not_run(monkeypatch):
     """Refusal happens on the raw bytes, before any XML parser sees the part."""
 
-    def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def fail(*args, **kwargs):
         raise AssertionError("an XML parser was reached")
 
     monkeypatch.setattr("kb.ingest.parse._partition", fail)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MANUAL = BASE_DIR / "kb" / "demo_source" / "lumen-k3-manual.en.md"
 
 
-def _create(kb, name: str, data: bytes, enqueue: bool = False) -> Document:  # type: ignore[no-untyped-def]
+def _create(kb, name: str, data: bytes, enqueue: bool = False) -> Document:
     return document_create(knowledge_base=kb, content=io.BytesIO(data), filename=name, enqueue=enqueue).document
 
 

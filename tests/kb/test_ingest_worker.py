@@ -14,7 +14,7 @@ from tests.conftest import DEMO_DIR, wait_for_documents
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
-def upload(client, knowledge_base, files):  # type: ignore[no-untyped-def]
+def upload(client, knowledge_base, files):
     response = client.post(reverse("admin:kb_knowledgebase_upload", args=[knowledge_base.pk]), {"files": files})
     assert response.status_code == 302, response.content[:500]
 

@@ -43,7 +43,7 @@ HOSTILE_TEXT = {
 }
 
 
-def _seconds(function, argument, runs: int = 1) -> float:  # type: ignore[no-untyped-def]
+def _seconds(function, argument, runs: int = 1) -> float:
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
@@ -52,7 +52,7 @@ def _seconds(function, argument, runs: int = 1) -> float:  # type: ignore[no-unt
     return best
 
 
-def _assert_linear(function, make, small: int) -> None:  # type: ignore[no-untyped-def]
+def _assert_linear(function, make, small: int) -> None:
     function(make(small // 10))  # warm up imports and caches
     first = _seconds(function, make(small), runs=3)
     second = _seconds(function, make(small * 4), runs=3)

@@ -32,7 +32,7 @@ def _flat(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _read(path) -> str:  # type: ignore[no-untyped-def]
+def _read(path) -> str:
     blocks, _ = pdf_blocks(path)
     return _flat(" ".join(block.text for block in blocks))
 

@@ -27,7 +27,7 @@ def _setup() -> tuple[str, int]:
     return kb.slug, document.document.pk
 
 
-async def _connect(path: str, user):  # type: ignore[no-untyped-def]
+async def _connect(path: str, user):
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
     communicator.scope["user"] = user
     return communicator, await communicator.connect()

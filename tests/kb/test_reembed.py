@@ -33,7 +33,7 @@ def test_a_base_is_moved_to_another_embedder_and_searched_with_it(manual_kb):
 
     seen = []
 
-    def stop_after_first_batch(progress):  # type: ignore[no-untyped-def]
+    def stop_after_first_batch(progress):
         seen.append(progress.done)
         if progress.done:
             raise Interrupted

@@ -23,7 +23,7 @@ CANTEEN = """# 食堂就餐须知
 
 
 @pytest.fixture
-def small_bases(transactional_db, tmp_path):  # type: ignore[no-untyped-def]
+def small_bases(transactional_db, tmp_path):
     bases = {}
     for slug, name, text in (("piscine", "horaires.md", POOL_HOURS), ("shitang", "shitang.md", CANTEEN)):
         path = tmp_path / name

@@ -17,7 +17,7 @@ RESET = {
 }
 
 
-def top_texts(result, n=3):  # type: ignore[no-untyped-def]
+def top_texts(result, n=3):
     return [h.chunk.text for h in result.hits[:n]]
 
 
@@ -101,7 +101,7 @@ def test_answerable_questions_are_not_refused(trilingual_kb, lang):
 
 
 @pytest.fixture(scope="module")
-def cross_encoder_path(tmp_path_factory):  # type: ignore[no-untyped-def]
+def cross_encoder_path(tmp_path_factory):
     """A CrossEncoder built locally on the shipped MiniLM weights (its scoring head untrained): it tests the
     reranking path, not ranking quality — no trained reranker ships as a package."""
     from sentence_transformers import CrossEncoder

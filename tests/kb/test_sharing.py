@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def base(django_user_model):  # type: ignore[no-untyped-def]
+def base(django_user_model):
     owner = django_user_model.objects.create_user("owner", password="owner-password-1")
     colleague = django_user_model.objects.create_user("colleague", password="colleague-password-1")
     kb = knowledge_base_create(slug="shared", name="Shared", owner=owner)

@@ -122,7 +122,7 @@ def elsewhere() -> Iterator[HostSite]:
 
 
 @pytest.fixture
-def widget_key(manual_kb, shop) -> WidgetKey:  # type: ignore[no-untyped-def]
+def widget_key(manual_kb, shop) -> WidgetKey:
     return WidgetKey.objects.create(
         knowledge_base=manual_kb,
         allowed_origins=[shop.origin],
@@ -135,7 +135,7 @@ def widget_key(manual_kb, shop) -> WidgetKey:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def browser(widget_key) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+def browser(widget_key) -> Iterator[Any]:
     # Started after the database fixtures, so stopped before their teardown (see off_the_loop).
     from playwright.sync_api import sync_playwright
 
@@ -147,7 +147,7 @@ def browser(widget_key) -> Iterator[Any]:  # type: ignore[no-untyped-def]
 
 def test_visitor_chats_on_an_allowed_site_with_sources_history_handoff_and_a_rate_limit(
     browser, widget_key, docent_url, shop
-):  # type: ignore[no-untyped-def]
+):
     snippet = widget_snippet(key=widget_key, base_url=docent_url)
     url = shop.page("/kettle", f'<h1 id="shop-title">Lumen kettles</h1><p>Our products.</p>{snippet}')
     context = browser.new_context()
@@ -217,7 +217,7 @@ def test_visitor_chats_on_an_allowed_site_with_sources_history_handoff_and_a_rat
     context.close()
 
 
-def test_a_site_that_is_not_allowed_gets_no_widget_and_no_answer(browser, widget_key, docent_url, elsewhere):  # type: ignore[no-untyped-def]
+def test_a_site_that_is_not_allowed_gets_no_widget_and_no_answer(browser, widget_key, docent_url, elsewhere):
     snippet = widget_snippet(key=widget_key, base_url=docent_url)
     frame_url = f"{docent_url}/widget/{widget_key.key}/"
     url = elsewhere.page(

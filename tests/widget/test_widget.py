@@ -32,14 +32,14 @@ UNANSWERABLE = "How do I configure AppArmor profiles?"  # refused from the knowl
 
 
 @pytest.fixture
-def widget_key(manual_kb) -> WidgetKey:  # type: ignore[no-untyped-def]
+def widget_key(manual_kb) -> WidgetKey:
     return WidgetKey.objects.create(
         knowledge_base=manual_kb, allowed_origins=[SHOP], title="Kettle help", support_email="support@shop.example"
     )
 
 
 @pytest.fixture
-def bare_key(db) -> WidgetKey:  # type: ignore[no-untyped-def]
+def bare_key(db) -> WidgetKey:
     """A key of an empty knowledge base, for what needs no retrieval."""
     knowledge_base = knowledge_base_create(slug="empty", name="Empty")
     return WidgetKey.objects.create(
@@ -51,7 +51,7 @@ def new_session(key: WidgetKey, origin: str = SHOP) -> str:
     return tokens.session_issue(key=key.key, visitor_id=tokens.new_visitor_id(), origin=origin)
 
 
-async def connect(key_value: str, token: str, *, origin: str | None = DOCENT, ip: str = "198.51.100.7"):  # type: ignore[no-untyped-def]
+async def connect(key_value: str, token: str, *, origin: str | None = DOCENT, ip: str = "198.51.100.7"):
     headers = [(b"host", b"testserver")]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
@@ -63,7 +63,7 @@ async def connect(key_value: str, token: str, *, origin: str | None = DOCENT, ip
     return communicator, connected, code
 
 
-async def collect_answer(communicator):  # type: ignore[no-untyped-def]
+async def collect_answer(communicator):
     events = []
     while True:
         event = await communicator.receive_json_from(timeout=120)
@@ -72,7 +72,7 @@ async def collect_answer(communicator):  # type: ignore[no-untyped-def]
             return events
 
 
-async def ask(communicator, question: str, conversation: int | None = None):  # type: ignore[no-untyped-def]
+async def ask(communicator, question: str, conversation: int | None = None):
     await communicator.send_json_to({"type": "ask", "question": question, "conversation": conversation})
     return await collect_answer(communicator)
 

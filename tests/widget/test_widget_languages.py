@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def key(db) -> WidgetKey:  # type: ignore[no-untyped-def]
+def key(db) -> WidgetKey:
     return WidgetKey.objects.create(
         knowledge_base=knowledge_base_create(slug="shop", name="Shop"),
         allowed_origins=[SHOP],
@@ -29,7 +29,7 @@ def key(db) -> WidgetKey:  # type: ignore[no-untyped-def]
     )
 
 
-def test_texts_per_language_fall_back_to_the_english_ones(key) -> None:  # type: ignore[no-untyped-def]
+def test_texts_per_language_fall_back_to_the_english_ones(key) -> None:
     chinese, french, german = key.texts_for("zh-hans"), key.texts_for("fr"), key.texts_for("de")
     assert chinese["greeting"] == "您好！关于水壶的问题都可以问我。" and chinese["title"] == "帮助"
     assert chinese["suggested_questions"] == ["What does error E4 mean?"]
@@ -39,7 +39,7 @@ def test_texts_per_language_fall_back_to_the_english_ones(key) -> None:  # type:
     assert german == key.texts_for("en") and german["title"] == "Kettle help"
 
 
-def test_the_frame_speaks_the_browsers_language_unless_the_snippet_says_otherwise(client, key) -> None:  # type: ignore[no-untyped-def]
+def test_the_frame_speaks_the_browsers_language_unless_the_snippet_says_otherwise(client, key) -> None:
     url = f"/widget/{key.key}/"
     chinese = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
     body = chinese.content.decode()
@@ -59,7 +59,7 @@ def test_the_frame_speaks_the_browsers_language_unless_the_snippet_says_otherwis
     assert '<html lang="en">' in client.get(url, HTTP_ACCEPT_LANGUAGE="de").content.decode()
 
 
-def test_the_loader_gets_the_title_and_frame_in_the_chosen_language(client, key) -> None:  # type: ignore[no-untyped-def]
+def test_the_loader_gets_the_title_and_frame_in_the_chosen_language(client, key) -> None:
     url = f"/widget/{key.key}/config/"
     chinese = client.get(url, headers={"origin": SHOP, "accept-language": "zh-CN"}).json()
     assert chinese["title"] == "帮助" and chinese["frame"] == f"/widget/{key.key}/?lang=zh-hans"
@@ -67,7 +67,7 @@ def test_the_loader_gets_the_title_and_frame_in_the_chosen_language(client, key)
     assert french["title"] == "Aide" and french["language"] == "fr"
 
 
-async def test_the_widget_socket_answers_in_the_frames_language(key) -> None:  # type: ignore[no-untyped-def]
+async def test_the_widget_socket_answers_in_the_frames_language(key) -> None:
     expected_messages = {"fr": "La question est vide.", "zh-hans": "问题不能为空。", "": "The question is empty."}
     for lang, expected in expected_messages.items():
         communicator = WebsocketCommunicator(
