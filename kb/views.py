@@ -20,7 +20,7 @@ from kb.selectors import (
     passage_for_user,
     user_may,
 )
-from kb.services import DocumentRejected, document_create
+from kb.services import documents_create
 
 PASSAGE_CONTEXT = 6  # chunks shown before and after the cited one (documents ingested without offsets)
 EXCERPT_CONTEXT_CHARS = 3000  # extracted text shown around the cited chunk
@@ -62,22 +62,20 @@ def kb_upload(request: HttpRequest, slug: str) -> HttpResponse:
     knowledge_base = knowledge_base_get_for(user=request.user, slug=slug, role=Role.EDITOR)
     form = UploadForm(request.POST, request.FILES)
     if form.is_valid():
-        for upload in form.cleaned_data["files"]:
-            try:
-                result = document_create(
-                    knowledge_base=knowledge_base, content=upload, filename=upload.name, uploaded_by=request.user
-                )
-            except DocumentRejected as exc:
-                messages.error(request, _("%(name)s: %(reason)s") % {"name": upload.name, "reason": exc})
-                continue
-            if result.created:
-                messages.success(request, _("%(name)s: queued for processing.") % {"name": upload.name})
+        uploads = form.cleaned_data["files"]
+        for name, result, rejected in documents_create(
+            knowledge_base=knowledge_base, uploads=uploads, uploaded_by=request.user
+        ):
+            if result is None:
+                messages.error(request, _("%(name)s: %(reason)s") % {"name": name, "reason": rejected})
+            elif result.created:
+                messages.success(request, _("%(name)s: queued for processing.") % {"name": name})
             elif result.replaced:
                 messages.success(
-                    request, _("%(name)s: new version queued; it replaces the previous one.") % {"name": upload.name}
+                    request, _("%(name)s: new version queued; it replaces the previous one.") % {"name": name}
                 )
             else:
-                messages.info(request, _("%(name)s: already in this knowledge base.") % {"name": upload.name})
+                messages.info(request, _("%(name)s: already in this knowledge base.") % {"name": name})
     else:
         messages.error(request, _("Choose at least one file to upload."))
     return redirect("kb:detail", slug=knowledge_base.slug)

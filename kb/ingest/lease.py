@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.processes import process_running
 from kb import reasons
 from kb.ingest.store import document_mark_failed
 from kb.models import Document
@@ -51,18 +52,9 @@ def _holder_alive(document: Document) -> bool:
         return False
     host, _, pid = document.worker.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
-        return _process_running(int(pid))
+        return process_running(int(pid))
     return True
 
-
-def _process_running(pid: int) -> bool:
-    """On this host: the process exists and is not a zombie (a killed worker nobody has reaped yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().rpartition(")")[2].split()[0] not in ("Z", "X")
