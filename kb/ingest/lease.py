@@ -55,12 +55,6 @@ def _holder_alive(document: Document) -> bool:
         return process_running(int(pid))
     return True
 
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except OSError:
-        return True
-
 
 class Claim:
     CLAIMED = "claimed"
